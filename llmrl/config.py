@@ -1,0 +1,388 @@
+"""One validated config tree, loaded from ``configs/*.yaml`` plus ``key=value`` overrides.
+
+Every field is documented where it is declared (after CleanRL). Errors raise ``ConfigError`` whose message
+names the offending key; the CLI prints it on one line and exits with code 2.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A bad config: unknown key, wrong type or out-of-range value. The message names the key."""
+
+
+class _Yaml12Loader(yaml.SafeLoader):
+    """SafeLoader where only true/false are booleans, so ``teacher.backend: off`` stays the string "off"."""
+
+
+_Yaml12Loader.yaml_implicit_resolvers = {
+    ch: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for ch, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+for _ch in "tTfF":
+    _Yaml12Loader.yaml_implicit_resolvers.setdefault(_ch, []).insert(
+        0, ("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"))
+    )
+
+
+def _yaml_load(text: str) -> Any:
+    return yaml.load(text, Loader=_Yaml12Loader)  # noqa: S506 - a SafeLoader subclass
+
+
+MINIGRID_TASKS = ("SimpleDoorKey", "LavaDoorKey", "ColoredDoorKey", "DoorKey-5x5", "DoorKey-8x8", "GoToRedBallNoDists")
+CRAFTER_TASKS = ("Crafter",)
+TEACHER_BACKENDS = ("off", "scripted", "hf", "vllm", "openai")
+
+
+@dataclass
+class EnvConfig:
+    name: str = "SimpleDoorKey"  # one of MINIGRID_TASKS or CRAFTER_TASKS
+    max_steps: int = 150  # episode step limit (LLM4Teach: 150; Crafter: 10000)
+    room_min: int = 5  # LLM4Teach tasks: smallest room side
+    room_max: int = 10  # LLM4Teach tasks: largest room side (also the observation grid size)
+    agent_view_size: int = 3  # MiniGrid egocentric view (LLM4Teach: 3)
+    crafter_size: int = 64  # Crafter image side in pixels
+    ask_every_k: int = 100  # Crafter: re-ask the teacher every K steps (AdaRefiner: 100) ...
+    ask_on_subgoal_done: bool = True  # ... and whenever the current sub-goal completes
+    intrinsic_reward: float = 0.0  # Crafter: bonus when the suggested sub-goal is achieved (ELLM); 0 disables
+
+    @property
+    def family(self) -> str:
+        return "crafter" if self.name in CRAFTER_TASKS else "minigrid"
+
+
+@dataclass
+class HFConfig:
+    model: str = ""  # hub name or local path of a causal LM (tests build one locally)
+    device: str = "cpu"  # "cpu" or "cuda[:i]"
+    dtype: str = "float32"  # torch dtype name
+    selection: str = "score"  # "score": log-likelihood of each candidate; "sample": n samples counted (LLM4Teach)
+    num_samples: int = 10  # samples per state in "sample" mode (LLM4Teach asks 10 times)
+    temperature: float = 1.0  # softmax temperature over candidate log-likelihoods / sampling temperature
+    max_new_tokens: int = 32  # generation budget per sample in "sample" mode
+    max_prompt_tokens: int = 1024  # prompts are truncated from the left past this
+    length_normalize: bool = True  # score = mean token log-prob, so long plans are not penalised
+
+
+@dataclass
+class VLLMConfig:
+    model: str = ""  # hub name or local path
+    dtype: str = "auto"
+    gpu_memory_utilization: float = 0.85
+    max_model_len: int = 2048
+    tensor_parallel_size: int = 1
+    enable_prefix_caching: bool = True
+    selection: str = "choice"  # "choice": n samples under structured-output choice; "score": prompt logprobs
+    num_samples: int = 10
+    temperature: float = 1.0
+    max_tokens: int = 32
+    enable_lora: bool = False
+    max_loras: int = 4
+    max_lora_rank: int = 64
+    enforce_eager: bool = False  # skip CUDA graph capture (faster start, slower steps)
+
+
+@dataclass
+class OpenAIConfig:
+    base_url: str = ""  # e.g. http://HEAD:8000/v1 for `vllm serve`; empty is an error when backend=openai
+    model: str = ""
+    api_key_env: str = "OPENAI_API_KEY"  # name of the env var holding the key; the key itself is never logged
+    timeout_s: float = 30.0
+    max_retries: int = 3  # bounded: after this many failures the query yields no advice
+    backoff_s: float = 0.5  # first retry delay, doubled per retry
+    max_concurrency: int = 16  # in-flight HTTP requests per replica
+    selection: str = "sample"  # "sample": n completions counted; "choice": vLLM's structured choice extension
+    num_samples: int = 10
+    temperature: float = 1.0
+    max_tokens: int = 32
+
+
+@dataclass
+class TeacherConfig:
+    backend: str = "scripted"  # off | scripted | hf | vllm | openai ("off" = plain PPO, same code path)
+    mode: str = "soft"  # "soft": mix option actions by probability; "hard": sample one option per step
+    error_rate: float = 0.0  # scripted: probability that a query gets a plausible wrong plan (imperfect LLM)
+    seed: int = 0  # scripted error draws
+    max_batch_size: int = 32  # service: flush a batch at this many distinct prompts ...
+    max_wait_ms: float = 5.0  # ... or after this long since the first request in it
+    cache_size: int = 4096  # service: bounded LRU keyed by (backend, bank version, prompt)
+    client_cache_size: int = 1024  # per env-runner LRU, so repeated states never leave the process
+    advice_timeout_s: float = 5.0  # how long a runner waits for new-state advice before going on without it
+    retry_after_s: float = 2.0  # after a failed call, how long a runner waits before asking again
+    actor_name: str = "llmrl_teacher"  # named Ray actor (replicas get a "_<i>" suffix)
+    max_restarts: int = 10  # Ray restarts of a dead teacher replica (bounded)
+    num_replicas: int = 1  # teacher service replicas (one per GPU or TP group)
+    routing: str = "least_pending"  # replica router: "least_pending" | "affinity" (by prompt hash)
+    num_gpus: float = 0.0  # GPUs reserved per replica (vLLM: tensor_parallel_size)
+    num_cpus: float = 0.0  # CPUs reserved per replica (0: schedulable on a saturated 2-core box)
+    reweight_by_success: bool = False  # RL->LLM: multiply option probs by the student's measured success
+    hf: HFConfig = field(default_factory=HFConfig)
+    vllm: VLLMConfig = field(default_factory=VLLMConfig)
+    openai: OpenAIConfig = field(default_factory=OpenAIConfig)
+
+
+@dataclass
+class DistillConfig:
+    """lambda(t) for the lambda * CE(pi_teacher, pi_student) term; t counts learner updates."""
+
+    coef_start: float = 10.0  # LLM4Teach: 10
+    coef_decrement: float = 0.005  # subtracted per update (LLM4Teach: 0.005)
+    coef_floor: float = 0.1  # never below this while active (LLM4Teach: 0.1)
+    cutoff_updates: int = 0  # after this many updates the term is removed; 0 = never (upstream: 3000)
+
+
+@dataclass
+class FeedbackConfig:
+    enabled: bool = True  # send episode summaries to the feedback actor
+    actor_name: str = "llmrl_feedback"
+    publish_every: int = 20  # episodes between new prompt-bank versions (each bump invalidates caches)
+    max_exemplars: int = 3  # exemplars from successful episodes kept in the bank
+    max_feedback_lines: int = 8  # "in state S, plan P succeeded k/n times" lines kept in the bank
+    min_trials: int = 3  # trials before a (state, option) pair earns a feedback line
+    max_tracked_states: int = 5000  # bound on (state, option) statistics kept; least recently seen are dropped
+    flush_every: int = 8  # episodes a runner buffers before sending summaries
+
+
+@dataclass
+class PPOConfig:
+    lr: float = 1e-3  # Adam (LLM4Teach: 1e-3)
+    gamma: float = 0.99
+    gae_lambda: float = 0.95
+    clip_param: float = 0.2
+    vf_loss_coeff: float = 0.5
+    entropy_coeff: float = 0.001
+    num_epochs: int = 3
+    minibatch_size: int = 128
+    train_batch_size: int = 2048  # env steps per update
+    grad_clip: float = 0.5
+
+
+@dataclass
+class ModelConfig:
+    embed_dim: int = 8  # MiniGrid: embedding size of each grid-cell channel
+    hidden: int = 128  # width of the torso MLP
+    conv_channels: tuple[int, ...] = (16, 32, 32)  # Crafter CNN channels
+    subgoal_embed_dim: int = 32  # Crafter: learned embedding table over the sub-goal vocabulary
+
+
+@dataclass
+class ResourcesConfig:
+    address: str = ""  # Ray address; "" = start a local Ray (the job entry point uses "auto")
+    num_cpus: int = 2  # local Ray only: CPUs to declare
+    num_gpus: int = 0  # local Ray only: GPUs to declare
+    num_env_runners: int = 1  # RLlib remote env runners (0 = sample in the driver)
+    num_envs_per_env_runner: int = 8  # vectorised envs per runner
+    num_cpus_per_env_runner: float = 1.0
+    num_learners: int = 0  # RLlib: 0 = learner in the driver (with num_gpus_per_learner=1 for a GPU learner)
+    num_gpus_per_learner: float = 0.0
+    object_store_mb: int = 256  # local Ray only
+
+
+@dataclass
+class RunConfig:
+    max_env_steps: int = 200_000  # stop after this many sampled env steps
+    seed: int = 0
+    out_dir: str = "runs"  # where the run folder goes
+    name: str = ""  # run folder name; "" = <env>-<backend>-<timestamp>
+    eval_every: int = 1  # iterations between evaluations
+    eval_episodes: int = 20
+    success_threshold: float = 0.9  # steps_to_success = first env steps at which eval success >= this
+    stop_on_success: bool = False  # stop as soon as eval success >= success_threshold
+    checkpoint_every: int = 10  # iterations between checkpoints (a final one is always written)
+    resume: str = ""  # checkpoint folder to resume from
+    log_level: str = "INFO"
+
+
+@dataclass
+class Config:
+    env: EnvConfig = field(default_factory=EnvConfig)
+    teacher: TeacherConfig = field(default_factory=TeacherConfig)
+    distill: DistillConfig = field(default_factory=DistillConfig)
+    feedback: FeedbackConfig = field(default_factory=FeedbackConfig)
+    ppo: PPOConfig = field(default_factory=PPOConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    resources: ResourcesConfig = field(default_factory=ResourcesConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+_CHOICES: dict[str, tuple[str, ...]] = {
+    "env.name": MINIGRID_TASKS + CRAFTER_TASKS,
+    "teacher.backend": TEACHER_BACKENDS,
+    "teacher.mode": ("soft", "hard"),
+    "teacher.routing": ("least_pending", "affinity"),
+    "teacher.hf.selection": ("score", "sample"),
+    "teacher.vllm.selection": ("choice", "score"),
+    "teacher.openai.selection": ("sample", "choice"),
+}
+_NON_NEGATIVE = {
+    "teacher.error_rate", "teacher.max_wait_ms", "teacher.advice_timeout_s", "teacher.retry_after_s",
+    "teacher.num_gpus", "teacher.num_cpus", "teacher.max_restarts", "distill.coef_start", "distill.coef_decrement",
+    "distill.coef_floor", "distill.cutoff_updates", "env.intrinsic_reward", "resources.num_env_runners",
+    "resources.num_gpus", "resources.num_learners", "resources.num_gpus_per_learner", "ppo.entropy_coeff",
+    "teacher.openai.max_retries", "teacher.openai.backoff_s", "run.seed", "teacher.seed",
+}
+_POSITIVE = {
+    "env.max_steps", "env.room_min", "env.room_max", "env.agent_view_size", "env.ask_every_k",
+    "teacher.max_batch_size", "teacher.cache_size", "teacher.client_cache_size", "teacher.num_replicas",
+    "teacher.hf.num_samples", "teacher.hf.max_new_tokens", "teacher.vllm.num_samples", "teacher.vllm.max_model_len",
+    "teacher.vllm.tensor_parallel_size", "teacher.openai.timeout_s", "teacher.openai.max_concurrency",
+    "teacher.openai.num_samples", "feedback.publish_every", "feedback.flush_every", "feedback.max_tracked_states",
+    "ppo.lr", "ppo.num_epochs", "ppo.minibatch_size", "ppo.train_batch_size", "resources.num_cpus",
+    "resources.num_envs_per_env_runner", "run.max_env_steps", "run.eval_every", "run.eval_episodes",
+    "run.checkpoint_every",
+}
+_UNIT_INTERVAL = {"teacher.error_rate", "run.success_threshold", "teacher.vllm.gpu_memory_utilization", "ppo.gamma",
+                  "ppo.gae_lambda"}
+
+
+def _coerce(value: Any, tp: Any, key: str) -> Any:
+    origin = typing.get_origin(tp)
+    if origin is tuple:
+        if isinstance(value, str | int | float):
+            value = [value]
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"{key}: expected a list, got {value!r}")
+        (inner, *_) = typing.get_args(tp)
+        return tuple(_coerce(v, inner, key) for v in value)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        return None if value is None else _coerce(value, args[0], key)
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
+            return value.lower() in ("true", "1", "yes")
+        raise ConfigError(f"{key}: expected true or false, got {value!r}")
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int | float) or int(value) != value:
+            raise ConfigError(f"{key}: expected an integer, got {value!r}")
+        return int(value)
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{key}: expected a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if value is None:
+            return ""
+        if not isinstance(value, str | int | float):
+            raise ConfigError(f"{key}: expected a string, got {value!r}")
+        return str(value)
+    raise ConfigError(f"{key}: unsupported field type {tp!r}")
+
+
+def _build(cls: type, data: dict[str, Any], prefix: str) -> Any:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{prefix.rstrip('.') or 'config'}: expected a mapping, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    kwargs: dict[str, Any] = {}
+    for k, v in data.items():
+        key = f"{prefix}{k}"
+        if k not in names:
+            raise ConfigError(f"unknown config key '{key}'")
+        tp = hints[k]
+        if dataclasses.is_dataclass(tp):
+            kwargs[k] = _build(tp, v if v is not None else {}, key + ".")
+        else:
+            kwargs[k] = _coerce(v, tp, key)
+    return cls(**kwargs)
+
+
+def _flat_items(obj: Any, prefix: str = "") -> typing.Iterator[tuple[str, Any]]:
+    for f in dataclasses.fields(obj):
+        v = getattr(obj, f.name)
+        if dataclasses.is_dataclass(v):
+            yield from _flat_items(v, f"{prefix}{f.name}.")
+        else:
+            yield f"{prefix}{f.name}", v
+
+
+def validate(cfg: Config) -> Config:
+    for key, v in _flat_items(cfg):
+        if key in _CHOICES and v not in _CHOICES[key]:
+            raise ConfigError(f"{key}: must be one of {', '.join(_CHOICES[key])}, got {v!r}")
+        if key in _NON_NEGATIVE and v < 0:
+            raise ConfigError(f"{key}: must be >= 0, got {v!r}")
+        if key in _POSITIVE and v <= 0:
+            raise ConfigError(f"{key}: must be > 0, got {v!r}")
+        if key in _UNIT_INTERVAL and not 0.0 <= v <= 1.0:
+            raise ConfigError(f"{key}: must be within [0, 1], got {v!r}")
+    if cfg.env.room_min > cfg.env.room_max:
+        raise ConfigError(f"env.room_min: must be <= env.room_max ({cfg.env.room_max}), got {cfg.env.room_min}")
+    if cfg.ppo.minibatch_size > cfg.ppo.train_batch_size:
+        raise ConfigError("ppo.minibatch_size: must be <= ppo.train_batch_size")
+    if cfg.teacher.backend == "hf" and not cfg.teacher.hf.model:
+        raise ConfigError("teacher.hf.model: required when teacher.backend=hf")
+    if cfg.teacher.backend == "vllm" and not cfg.teacher.vllm.model:
+        raise ConfigError("teacher.vllm.model: required when teacher.backend=vllm")
+    if cfg.teacher.backend == "openai" and not (cfg.teacher.openai.base_url and cfg.teacher.openai.model):
+        raise ConfigError("teacher.openai.base_url: base_url and model are required when teacher.backend=openai")
+    return cfg
+
+
+def _set_path(tree: dict[str, Any], dotted: str, value: Any) -> None:
+    parts = dotted.split(".")
+    node = tree
+    for p in parts[:-1]:
+        nxt = node.setdefault(p, {})
+        if not isinstance(nxt, dict):
+            raise ConfigError(f"unknown config key '{dotted}'")
+        node = nxt
+    node[parts[-1]] = value
+
+
+def parse_overrides(overrides: typing.Iterable[str]) -> dict[str, Any]:
+    """``["teacher.backend=off", "run.seed=3"]`` -> nested dict; values are parsed as YAML scalars."""
+    tree: dict[str, Any] = {}
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override '{item}': expected key=value")
+        key, raw = item.split("=", 1)
+        key = key.strip()
+        if not key:
+            raise ConfigError(f"override '{item}': empty key")
+        try:
+            value = _yaml_load(raw) if raw.strip() else ""
+        except yaml.YAMLError:
+            value = raw
+        _set_path(tree, key, value)
+    return tree
+
+
+def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in extra.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def load_config(path: str | Path | None = None, overrides: typing.Iterable[str] = ()) -> Config:
+    """Load a YAML config (or the defaults when ``path`` is None), apply overrides, validate."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"config file '{p}' does not exist")
+        try:
+            data = _yaml_load(p.read_text()) or {}
+        except yaml.YAMLError as e:
+            raise ConfigError(f"config file '{p}': invalid YAML ({str(e).splitlines()[0]})") from None
+    data = _merge(data, parse_overrides(overrides))
+    return validate(_build(Config, data, ""))
+
+
+def config_from_dict(data: dict[str, Any]) -> Config:
+    return validate(_build(Config, data, ""))

@@ -1,0 +1,142 @@
+"""Typed messages that cross actor boundaries.
+
+Every value sent between env runners, the teacher service, the feedback actor and the learner is one of
+these frozen dataclasses, never a bare dict: a field rename then fails loudly at the sender instead of
+silently at the receiver. They hold only plain Python values so Ray pickles them cheaply.
+
+An *option* is what the teacher chooses among: a MiniGrid plan such as ``"go to key, pick up key"`` or a
+Crafter sub-goal such as ``"collect wood"``. Options are canonical strings; the environment family that
+produced them knows how to parse them into skills.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class TeacherQuery:
+    """One request for advice: the text view of a state and the options admissible in it."""
+
+    family: str  # environment family, e.g. "minigrid" or "crafter"; selects planner and prompt template
+    task: str  # task name, e.g. "SimpleDoorKey"
+    state_text: str  # what the agent knows, in words
+    options: tuple[str, ...]  # admissible plans / sub-goals, in a stable order
+    context: str = ""  # extra text for LM prompts (Crafter: recent sub-goals and comprehension score)
+
+    def key(self) -> tuple[str, str, str, tuple[str, ...]]:
+        """Identity used for de-duplication and caching (the context is part of the prompt, so it counts)."""
+        return (self.task, self.state_text + "\x1f" + self.context, self.family, self.options)
+
+
+@dataclass(frozen=True, slots=True)
+class Advice:
+    """The teacher's answer: a probability for each admissible option, or no advice with a reason.
+
+    ``probs`` is aligned with the query's ``options``. An empty ``probs`` means "no advice" (the LM output
+    could not be parsed, the teacher was unreachable, ...) and ``reason`` says why.
+    """
+
+    options: tuple[str, ...]
+    probs: tuple[float, ...]
+    bank_version: int = 0  # prompt-bank version the advice was produced with
+    source: str = ""  # backend that produced it: "scripted", "hf:<model>", ... ; "cache" flags a cache hit
+    reason: str = ""  # for no-advice answers: "unparseable", "teacher_unavailable", "timeout", ...
+    invalid_outputs: int = 0  # LM samples that could not be parsed or were not admissible
+
+    @property
+    def has_advice(self) -> bool:
+        return len(self.probs) > 0
+
+    def best(self) -> str | None:
+        if not self.has_advice:
+            return None
+        return self.options[max(range(len(self.probs)), key=self.probs.__getitem__)]
+
+    @staticmethod
+    def none(options: tuple[str, ...], reason: str, bank_version: int = 0, invalid_outputs: int = 0) -> Advice:
+        return Advice(options=options, probs=(), bank_version=bank_version, reason=reason, invalid_outputs=invalid_outputs)
+
+
+@dataclass(frozen=True, slots=True)
+class AdviceOutcome:
+    """How the student fared while one piece of advice was in force (one row of an episode summary)."""
+
+    state_text: str
+    option: str  # the option the teacher rated highest
+    steps_completed: int  # plan steps / sub-goal the student completed while the advice held
+    steps_total: int
+    followed_frac: float = 0.0  # fraction of advised steps on which the student took the teacher's action
+
+
+@dataclass(frozen=True, slots=True)
+class EpisodeSummary:
+    """Sent by every env runner to the feedback actor at the end of every episode."""
+
+    family: str
+    task: str
+    success: bool
+    episode_return: float
+    length: int
+    outcomes: tuple[AdviceOutcome, ...] = ()
+    subgoals_completed: tuple[str, ...] = ()  # options (sub-goals / plan steps) completed, in order
+    achievements: tuple[str, ...] = ()  # Crafter achievements unlocked this episode
+    recent_actions: tuple[str, ...] = ()  # Crafter: last actions, for the comprehension score
+    teacher_steps: int = 0  # steps on which advice was available
+
+
+@dataclass(frozen=True, slots=True)
+class OptionStat:
+    """Success statistics of one option in one state (or for one sub-goal overall, state_text="")."""
+
+    state_text: str
+    option: str
+    successes: int
+    trials: int
+
+    @property
+    def success_estimate(self) -> float:
+        # Laplace smoothing: an untried option is 0.5, not 0 or 1, so reweighting never zeroes it out.
+        return (self.successes + 1.0) / (self.trials + 2.0)
+
+
+@dataclass(frozen=True, slots=True)
+class PromptBankSnapshot:
+    """An immutable, versioned view of the prompt bank, handed to the teacher service."""
+
+    version: int
+    task_description: str
+    exemplars: tuple[str, ...] = ()
+    feedback_lines: tuple[str, ...] = ()
+    option_stats: tuple[OptionStat, ...] = ()
+    subgoal_success: tuple[tuple[str, float], ...] = ()  # per sub-goal success rate (Crafter)
+    comprehension: float | None = None  # AdaRefiner comprehension score, when computed
+
+    def success_lookup(self) -> dict[tuple[str, str], OptionStat]:
+        return {(s.state_text, s.option): s for s in self.option_stats}
+
+
+@dataclass(frozen=True, slots=True)
+class TeacherStats:
+    """Counters reported by a teacher service replica (cumulative since it started)."""
+
+    requests: int = 0
+    llm_calls: int = 0  # prompts actually sent to the backend (after cache and de-duplication)
+    cache_hits: int = 0
+    batches: int = 0
+    batched_prompts: int = 0
+    no_advice: int = 0
+    invalid_outputs: int = 0
+    restarts: int = 0
+    bank_version: int = 0
+    backend: str = ""
+    latency_s_sum: float = 0.0
+    extra: tuple[tuple[str, float], ...] = field(default_factory=tuple)
+
+    @property
+    def mean_batch_size(self) -> float:
+        return self.batched_prompts / self.batches if self.batches else 0.0
+
+    @property
+    def cache_hit_rate(self) -> float:
+        return self.cache_hits / self.requests if self.requests else 0.0
