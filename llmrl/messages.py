@@ -23,10 +23,11 @@ class TeacherQuery:
     state_text: str  # what the agent knows, in words
     options: tuple[str, ...]  # admissible plans / sub-goals, in a stable order
     context: str = ""  # extra text for LM prompts (Crafter: recent sub-goals and comprehension score)
+    adapter: str = ""  # LoRA adapter name to answer with ("" = base model); backends without LoRA ignore it
 
-    def key(self) -> tuple[str, str, str, tuple[str, ...]]:
-        """Identity used for de-duplication and caching (the context is part of the prompt, so it counts)."""
-        return (self.task, self.state_text + "\x1f" + self.context, self.family, self.options)
+    def key(self) -> tuple[str, ...]:
+        """Identity used for de-duplication and caching (context and adapter change the answer, so they count)."""
+        return (self.family, self.task, self.state_text, self.context, self.adapter, *self.options)
 
 
 @dataclass(frozen=True, slots=True)
