@@ -119,6 +119,7 @@ class TeacherConfig:
     client_cache_size: int = 1024  # per env-runner LRU, so repeated states never leave the process
     advice_timeout_s: float = 5.0  # how long a runner waits for new-state advice before going on without it
     retry_after_s: float = 2.0  # after a failed call, how long a runner waits before asking again
+    bank_refresh_s: float = 2.0  # how often the service polls the feedback actor for a newer prompt bank
     actor_name: str = "llmrl_teacher"  # named Ray actor (replicas get a "_<i>" suffix)
     max_restarts: int = 10  # Ray restarts of a dead teacher replica (bounded)
     num_replicas: int = 1  # teacher service replicas (one per GPU or TP group)
@@ -228,7 +229,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "teacher.openai.selection": ("sample", "choice"),
 }
 _NON_NEGATIVE = {
-    "teacher.error_rate", "teacher.max_wait_ms", "teacher.advice_timeout_s", "teacher.retry_after_s",
+    "teacher.error_rate", "teacher.max_wait_ms", "teacher.advice_timeout_s", "teacher.retry_after_s", "teacher.bank_refresh_s",
     "teacher.num_gpus", "teacher.num_cpus", "teacher.max_restarts", "distill.coef_start", "distill.coef_decrement",
     "distill.coef_floor", "distill.cutoff_updates", "env.intrinsic_reward", "resources.num_env_runners",
     "resources.num_gpus", "resources.num_learners", "resources.num_gpus_per_learner", "ppo.entropy_coeff",

@@ -128,10 +128,12 @@ class TeacherStats:
     batched_prompts: int = 0
     no_advice: int = 0
     invalid_outputs: int = 0
-    restarts: int = 0
+    deduplicated: int = 0  # requests that shared a slot with an equal request in the same batch
+    reweighted: int = 0  # answers reweighted by the student's measured success
     bank_version: int = 0
     backend: str = ""
-    latency_s_sum: float = 0.0
+    instance_id: str = ""  # changes when Ray restarts the replica, so the driver can count restarts
+    latency_s_sum: float = 0.0  # summed backend time of all batches
     extra: tuple[tuple[str, float], ...] = field(default_factory=tuple)
 
     @property

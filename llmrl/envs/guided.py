@@ -1,0 +1,253 @@
+"""The teacher-guided environment: advice in, teacher action distribution and episode summaries out.
+
+It wraps any ``Guidable`` task. On each step it decides whether the teacher must be asked (MiniGrid: the text
+state changed; Crafter: every K steps or when the current sub-goal is done), asks through the process-wide
+``TeacherClient`` (local cache first, so repeated states never leave the process), turns the option
+distribution into a distribution over primitive actions with the scripted skills (LLM4Teach's mediator), and
+puts it in ``info["teacher_probs"]`` (all zeros = no advice), where the env-to-module connector picks it up.
+
+At the end of every episode it sends an ``EpisodeSummary`` to the feedback actor. With ``teacher.backend=off``
+the wrapper does no text work at all and reports zeros, so the baseline runs the same code path at full speed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from llmrl.config import Config
+from llmrl.core import AdviceSource, teacher_action_distribution
+from llmrl.messages import Advice, AdviceOutcome, EpisodeSummary, TeacherQuery
+
+logger = logging.getLogger(__name__)
+
+TEACHER_PROBS = "teacher_probs"
+
+
+class FeedbackSender:
+    """Buffers episode summaries and sends them to the feedback actor in small batches, fire-and-forget."""
+
+    def __init__(self, actor_name: str, flush_every: int, namespace: str | None = None):
+        self._actor_name = actor_name
+        self._namespace = namespace
+        self._flush_every = flush_every
+        self._buffer: list[EpisodeSummary] = []
+        self._handle: Any = None
+        self.sent = 0
+        self.dropped = 0
+
+    def send(self, summary: EpisodeSummary) -> None:
+        self._buffer.append(summary)
+        if len(self._buffer) >= self._flush_every:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self._buffer:
+            return
+        batch, self._buffer = self._buffer, []
+        try:
+            import ray
+
+            if self._handle is None:
+                self._handle = ray.get_actor(self._actor_name, namespace=self._namespace)
+            self._handle.record.remote(batch)
+            self.sent += len(batch)
+        except Exception as exc:  # noqa: BLE001 - feedback is best effort; training must go on
+            self._handle = None
+            self.dropped += len(batch)
+            logger.debug("feedback actor unavailable (%s): dropped %d summaries", exc, len(batch))
+
+
+_SENDERS: dict[tuple[str, str | None], FeedbackSender] = {}
+
+
+def shared_feedback_sender(actor_name: str, flush_every: int, namespace: str | None = None) -> FeedbackSender:
+    """The process-wide sender for this feedback actor (one per env-runner process)."""
+    key = (actor_name, namespace)
+    if key not in _SENDERS:
+        _SENDERS[key] = FeedbackSender(actor_name, flush_every, namespace)
+    return _SENDERS[key]
+
+
+def feedback_sender_stats() -> dict[str, float]:
+    return {
+        "feedback/sent": float(sum(s.sent for s in _SENDERS.values())),
+        "feedback/dropped": float(sum(s.dropped for s in _SENDERS.values())),
+    }
+
+
+class TeacherGuidedEnv(gym.Wrapper):
+    def __init__(
+        self,
+        task: Any,
+        cfg: Config,
+        advice_source: AdviceSource | None,
+        feedback: FeedbackSender | None,
+        seed: int = 0,
+    ):
+        super().__init__(task)
+        self.task = task
+        self.cfg = cfg
+        self.advice_source = advice_source
+        self.feedback = feedback
+        self.num_actions = int(task.num_actions)
+        self._rng = np.random.default_rng(seed)
+        self._zeros = np.zeros(self.num_actions, dtype=np.float32)
+        self._per_option_ask = task.family == "crafter"
+        self._reset_episode_state()
+
+    # -- gymnasium API -----------------------------------------------------------------------------------
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        obs, info = self.task.reset(seed=seed, options=options)
+        self._reset_episode_state()
+        probs = self._update_advice(force=True)
+        return self._observe(obs), self._with_probs(info, probs)
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = self.task.step(action)
+        self._length += 1
+        self._return += float(reward)
+        if self._last_probs is not None:
+            self._advised_steps += 1
+            self._followed += int(int(action) == int(np.argmax(self._last_probs)))
+        if self._recent_actions is not None:
+            self._recent_actions.append(int(action))
+        probs = None
+        if not (terminated or truncated):
+            probs = self._update_advice(force=False)
+            reward += self._intrinsic_bonus()
+        else:
+            self._close_advice()
+            self._finish_episode()
+            achievements = getattr(self.task, "episode_achievements", None)
+            if achievements is not None:
+                info = {**info, "episode_achievements": tuple(achievements())}
+        return self._observe(obs), reward, terminated, truncated, self._with_probs(info, probs)
+
+    # -- advice ------------------------------------------------------------------------------------------
+
+    def _reset_episode_state(self) -> None:
+        self._text: str | None = None
+        self._advice: Advice | None = None
+        self._current: str | None = None  # option being followed (best-rated)
+        self._last_probs: np.ndarray | None = None
+        self._since_ask = 0
+        self._length = 0
+        self._return = 0.0
+        self._advised_steps = 0
+        self._followed = 0
+        self._period_steps = 0
+        self._followed_at_period_start = 0
+        self._outcomes: list[AdviceOutcome] = []
+        self._completed: list[str] = []
+        self._recent_actions: deque[int] | None = deque(maxlen=100) if self._per_option_ask else None
+        self._bonus_paid = False
+
+    def _needs_new_advice(self, force: bool) -> bool:
+        if force or self._advice is None:
+            return True
+        if self._per_option_ask:
+            done = self._current is not None and self._progress_done(self._current)
+            return self._since_ask >= self.cfg.env.ask_every_k or (self.cfg.env.ask_on_subgoal_done and done)
+        return self.task.state_text() != self._text
+
+    def _update_advice(self, force: bool) -> np.ndarray | None:
+        if self.advice_source is None:
+            return None
+        self._since_ask += 1
+        if self._needs_new_advice(force):
+            self._close_advice()
+            self._text = self.task.state_text()
+            query = TeacherQuery(
+                family=self.task.family,
+                task=self.task.task_name,
+                state_text=self._text,
+                options=tuple(self.task.options()),
+                context=self._context(),
+            )
+            self._advice = self.advice_source.request(query) if query.options else None
+            self._since_ask = 0
+            self._bonus_paid = False
+            self._current = self._advice.best() if self._advice is not None else None
+            if self._current is not None:
+                self.task.begin_option(self._current)
+        if self._advice is None:
+            self._last_probs = None
+            return None
+        self._period_steps += 1
+        actions = {o: self.task.option_action(o) for o, p in zip(self._advice.options, self._advice.probs) if p > 0}
+        probs = teacher_action_distribution(self._advice, actions, self.num_actions, self.cfg.teacher.mode, self._rng)
+        self._last_probs = probs
+        return probs
+
+    def _progress_done(self, option: str) -> bool:
+        done, total = self.task.option_progress(option)
+        return total > 0 and done >= total
+
+    def _close_advice(self) -> None:
+        """Record how the student did with the advice that is about to be replaced."""
+        if self._current is None or self._text is None:
+            return
+        done, total = self.task.option_progress(self._current)
+        if total > 0 and done >= total:
+            self._completed.append(self._current)
+        followed = (self._followed - self._followed_at_period_start) / max(self._period_steps, 1)
+        self._outcomes.append(AdviceOutcome(self._text, self._current, int(done), int(total), followed))
+        self._period_steps = 0
+        self._followed_at_period_start = self._followed
+        self._current = None
+
+    def _intrinsic_bonus(self) -> float:
+        coef = self.cfg.env.intrinsic_reward
+        if coef <= 0 or self._current is None or self._bonus_paid:
+            return 0.0
+        if self._progress_done(self._current):
+            self._bonus_paid = True  # once per suggested sub-goal
+            return coef
+        return 0.0
+
+    def _context(self) -> str:
+        if not self._per_option_ask or not self._completed:
+            return ""
+        return "Recently completed: " + ", ".join(self._completed[-3:]) + "."
+
+    # -- episode end ---------------------------------------------------------------------------------------
+
+    def _finish_episode(self) -> None:
+        if self.feedback is None:
+            return
+        achievements = tuple(getattr(self.task, "episode_achievements", tuple)())
+        names = getattr(self.task, "action_names", None)
+        recent = tuple(names[a] for a in self._recent_actions) if names and self._recent_actions else ()
+        self.feedback.send(
+            EpisodeSummary(
+                family=self.task.family,
+                task=self.task.task_name,
+                success=bool(self.task.success()),
+                episode_return=self._return,
+                length=self._length,
+                outcomes=tuple(self._outcomes),
+                subgoals_completed=tuple(self._completed),
+                achievements=achievements,
+                recent_actions=recent,
+                teacher_steps=self._advised_steps,
+            )
+        )
+
+    # -- observation plumbing ---------------------------------------------------------------------------------
+
+    def _observe(self, obs: Any) -> Any:
+        # Sub-goal-conditioned tasks refresh their observation after begin_option() changed the sub-goal.
+        current_obs = getattr(self.task, "current_obs", None)
+        return current_obs() if current_obs is not None and self._per_option_ask else obs
+
+    def _with_probs(self, info: dict, probs: np.ndarray | None) -> dict:
+        info = dict(info)
+        info[TEACHER_PROBS] = probs if probs is not None else self._zeros
+        info["success"] = bool(self.task.success())
+        return info

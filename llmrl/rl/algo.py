@@ -1,0 +1,91 @@
+"""Build RLlib's ``PPOConfig`` from an llmrl ``Config`` (new API stack)."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from ray.rllib.algorithms.ppo import PPOConfig
+from ray.rllib.core.rl_module.rl_module import RLModuleSpec
+from ray.tune.registry import register_env
+
+from llmrl.config import Config
+from llmrl.rl.callbacks import make_callbacks
+from llmrl.rl.connectors import TeacherProbsToBatch
+from llmrl.rl.env import ENV_ID, build_guided_env
+from llmrl.rl.learner import DistillPPOTorchLearner
+from llmrl.rl.module import GuidedStudentModule
+
+
+def _num_actions(cfg: Config) -> int:
+    return 17 if cfg.env.family == "crafter" else 7
+
+
+def build_ppo_config(cfg: Config, namespace: str | None = None) -> PPOConfig:
+    register_env(ENV_ID, build_guided_env)
+    env_config = {"llmrl": cfg.to_dict(), "namespace": namespace, "evaluation": False}
+    n_actions = _num_actions(cfg)
+    res = cfg.resources
+    ppo = cfg.ppo
+    config = (
+        PPOConfig()
+        .api_stack(enable_rl_module_and_learner=True, enable_env_runner_and_connector_v2=True)
+        .environment(ENV_ID, env_config=env_config)
+        .framework("torch")
+        .env_runners(
+            num_env_runners=res.num_env_runners,
+            num_envs_per_env_runner=res.num_envs_per_env_runner,
+            num_cpus_per_env_runner=res.num_cpus_per_env_runner,
+            env_to_module_connector=lambda env, spaces=None, device=None: TeacherProbsToBatch(num_actions=n_actions),
+        )
+        .learners(
+            num_learners=res.num_learners,
+            num_gpus_per_learner=res.num_gpus_per_learner,
+            learner_config_dict={"distill": dataclasses.asdict(cfg.distill)},
+        )
+        .training(
+            lr=ppo.lr,
+            gamma=ppo.gamma,
+            lambda_=ppo.gae_lambda,
+            clip_param=ppo.clip_param,
+            vf_loss_coeff=ppo.vf_loss_coeff,
+            entropy_coeff=ppo.entropy_coeff,
+            num_epochs=ppo.num_epochs,
+            minibatch_size=ppo.minibatch_size,
+            train_batch_size_per_learner=ppo.train_batch_size,
+            grad_clip=ppo.grad_clip,
+            use_kl_loss=False,
+            learner_class=DistillPPOTorchLearner,
+        )
+        .rl_module(
+            rl_module_spec=RLModuleSpec(
+                module_class=GuidedStudentModule,
+                model_config={
+                    "embed_dim": cfg.model.embed_dim,
+                    "hidden": cfg.model.hidden,
+                    "conv_channels": list(cfg.model.conv_channels),
+                    "subgoal_embed_dim": cfg.model.subgoal_embed_dim,
+                },
+            )
+        )
+        .callbacks(make_callbacks(cfg.run.eval_episodes))
+        .evaluation(
+            evaluation_interval=cfg.run.eval_every,
+            evaluation_duration=cfg.run.eval_episodes,
+            evaluation_duration_unit="episodes",
+            evaluation_num_env_runners=0,
+            evaluation_config=PPOConfig.overrides(
+                env_config={**env_config, "evaluation": True}, explore=False, num_envs_per_env_runner=1
+            ),
+        )
+        .fault_tolerance(restart_failed_env_runners=True)
+        .reporting(metrics_num_episodes_for_smoothing=cfg.run.eval_episodes)
+        .debugging(seed=cfg.run.seed, log_level="WARN")
+    )
+    return config
+
+
+def env_steps_of(result: dict[str, Any]) -> int:
+    """Lifetime env steps sampled, from an RLlib result dict."""
+    runners = result.get("env_runners", {})
+    return int(runners.get("num_env_steps_sampled_lifetime", 0))

@@ -1,0 +1,103 @@
+"""The student: one RLModule family for every environment, chosen by the observation keys.
+
+- MiniGrid (``{"grid"}``): each cell's (type, colour, state, agent direction) is embedded and summed, the map
+  is flattened, and an MLP torso feeds the policy and value heads.
+- Crafter (``{"image", "inventory", "subgoal"}``): a CNN over the 64x64 image, a linear layer over the
+  inventory, and a learned embedding table over the sub-goal vocabulary, added to the image features as
+  AdaRefiner adds its sub-goal embedding. A learned table (not a frozen text embedding) because no sentence
+  encoder can be downloaded here and the vocabulary is closed (22 achievements + survival sub-goals).
+
+``_forward`` also passes ``teacher_probs`` through unchanged so RLlib records it on the episode for the learner.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from ray.rllib.core.columns import Columns
+from ray.rllib.core.rl_module.apis import ValueFunctionAPI
+from ray.rllib.core.rl_module.torch import TorchRLModule
+from torch import nn
+
+from llmrl.envs.guided import TEACHER_PROBS
+
+# Embedding table sizes for MiniGrid's cell encoding (minigrid: 11 object types, 6 colours, 3 door states,
+# 4 directions + "no agent"); generous so stock BabyAI encodings fit too.
+_GRID_VOCAB = (16, 8, 4, 5)
+
+
+class GridEncoder(nn.Module):
+    def __init__(self, side: int, embed_dim: int, hidden: int):
+        super().__init__()
+        self.embeds = nn.ModuleList(nn.Embedding(n, embed_dim) for n in _GRID_VOCAB)
+        self.mlp = nn.Sequential(nn.Linear(side * side * embed_dim, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU())
+
+    def forward(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
+        grid = obs["grid"].long()
+        x = sum(emb(grid[..., c].clamp(0, emb.num_embeddings - 1)) for c, emb in enumerate(self.embeds))
+        return self.mlp(x.flatten(1))
+
+
+class ImageSubgoalEncoder(nn.Module):
+    def __init__(self, image_shape: tuple[int, ...], inventory_dim: int, num_subgoals: int, channels, subgoal_dim: int,
+                 hidden: int):
+        super().__init__()
+        layers: list[nn.Module] = []
+        in_ch = image_shape[-1]
+        for out_ch in channels:
+            layers += [nn.Conv2d(in_ch, out_ch, kernel_size=4, stride=2), nn.ReLU()]
+            in_ch = out_ch
+        self.cnn = nn.Sequential(*layers, nn.Flatten())
+        with torch.no_grad():
+            n_flat = self.cnn(torch.zeros(1, image_shape[-1], image_shape[0], image_shape[1])).shape[1]
+        self.image_fc = nn.Linear(n_flat, hidden)
+        self.inventory_fc = nn.Linear(inventory_dim, hidden)
+        self.subgoal_table = nn.Embedding(num_subgoals + 1, subgoal_dim)  # index 0 = no sub-goal
+        self.subgoal_fc = nn.Linear(subgoal_dim, hidden)
+
+    def forward(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
+        image = obs["image"].float().permute(0, 3, 1, 2) / 255.0
+        subgoal = obs["subgoal"].long().reshape(-1)
+        x = self.image_fc(self.cnn(image)) + self.inventory_fc(obs["inventory"].float())
+        x = x + self.subgoal_fc(self.subgoal_table(subgoal.clamp(0, self.subgoal_table.num_embeddings - 1)))
+        return torch.relu(x)
+
+
+class GuidedStudentModule(TorchRLModule, ValueFunctionAPI):
+    def setup(self):
+        mc = self.model_config
+        spaces = self.observation_space.spaces
+        hidden = int(mc["hidden"])
+        if "grid" in spaces:
+            side = spaces["grid"].shape[0]
+            self.encoder = GridEncoder(side, int(mc["embed_dim"]), hidden)
+        else:
+            self.encoder = ImageSubgoalEncoder(
+                spaces["image"].shape,
+                spaces["inventory"].shape[0],
+                int(spaces["subgoal"].high.max()),
+                tuple(mc["conv_channels"]),
+                int(mc["subgoal_embed_dim"]),
+                hidden,
+            )
+        self.pi = nn.Linear(hidden, self.action_space.n)
+        self.vf = nn.Linear(hidden, 1)
+        # Small initial policy logits: a near-uniform start, as PPO implementations usually do.
+        nn.init.orthogonal_(self.pi.weight, gain=0.01)
+        nn.init.zeros_(self.pi.bias)
+
+    def _forward(self, batch: dict[str, Any], **kwargs) -> dict[str, Any]:
+        out = {Columns.ACTION_DIST_INPUTS: self.pi(self.encoder(batch[Columns.OBS]))}
+        if TEACHER_PROBS in batch:
+            out[TEACHER_PROBS] = batch[TEACHER_PROBS]
+        return out
+
+    def _forward_train(self, batch: dict[str, Any], **kwargs) -> dict[str, Any]:
+        embeddings = self.encoder(batch[Columns.OBS])
+        return {Columns.ACTION_DIST_INPUTS: self.pi(embeddings), Columns.EMBEDDINGS: embeddings}
+
+    def compute_values(self, batch: dict[str, Any], embeddings: Any = None) -> torch.Tensor:
+        if embeddings is None:
+            embeddings = self.encoder(batch[Columns.OBS])
+        return self.vf(embeddings).squeeze(-1)

@@ -1,0 +1,165 @@
+"""The env-runner side of the teacher: keeps the teacher off the env-step hot path.
+
+One ``TeacherClient`` per process (``shared_client``) serves all vectorised envs of an env runner. It keeps a
+bounded LRU of advice keyed by the query, so a state seen before in this process costs a dict lookup, and it
+only calls the service for new states. A call waits at most ``advice_timeout_s``; a late answer is picked up on a
+later step. Failures (dead or restarting replica, timeouts) are counted and answered with "no advice"; after a
+failure the client waits ``retry_after_s`` before asking that replica again, so a dead teacher costs nothing per
+step. Nothing here raises into the env.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from llmrl.config import TeacherConfig
+from llmrl.messages import Advice, TeacherQuery
+from llmrl.teacher.cache import LRUCache
+from llmrl.teacher.router import ReplicaRouter
+from llmrl.teacher.service import replica_name
+
+logger = logging.getLogger(__name__)
+
+_COUNTERS = (
+    "requests", "local_hits", "remote_calls", "remote_answers", "no_advice", "timeouts", "failures",
+    "skipped_backoff", "stale_served",
+)
+
+
+class TeacherClient:
+    def __init__(self, cfg: TeacherConfig, namespace: str | None = None):
+        self.cfg = cfg
+        self._namespace = namespace
+        self._handles: list[Any] = [None] * cfg.num_replicas
+        self._router = ReplicaRouter(cfg.num_replicas, cfg.routing)
+        self._cache: LRUCache[Advice] = LRUCache(cfg.client_cache_size)
+        # key -> (object ref, replica index, time sent); bounded by the number of distinct new states in flight.
+        self._pending: dict[tuple, tuple[Any, int, float]] = {}
+        self._retry_at = [0.0] * cfg.num_replicas
+        self._latest_bank = 0
+        self.counters = dict.fromkeys(_COUNTERS, 0)
+        self.wait_s = 0.0
+        self._warned = False
+
+    # -- public ------------------------------------------------------------------------------------------
+
+    def request(self, query: TeacherQuery) -> Advice | None:
+        import ray
+
+        self.counters["requests"] += 1
+        key = query.key()
+        cached = self._cache.peek(key)
+        if cached is not None and cached.bank_version >= self._latest_bank:
+            self.counters["local_hits"] += 1
+            return cached
+        if key not in self._pending and not self._send(query, key):
+            return self._stale(cached)
+        ref, replica, sent = self._pending[key]
+        t0 = time.perf_counter()
+        ready, _ = ray.wait([ref], timeout=self.cfg.advice_timeout_s)
+        self.wait_s += time.perf_counter() - t0
+        if not ready:
+            if time.monotonic() - sent > 10 * self.cfg.advice_timeout_s:
+                # Give up on a call that will not come back (e.g. a hung replica) so a new one can be made.
+                self._pending.pop(key, None)
+                self._router.finished(replica)
+            self.counters["timeouts"] += 1
+            return self._stale(cached)
+        self._pending.pop(key, None)
+        self._router.finished(replica)
+        try:
+            (advice,) = ray.get(ref)
+        except Exception as exc:  # noqa: BLE001 - dead/restarting replica: fall back, never crash the runner
+            self._on_failure(replica, exc)
+            return self._stale(cached)
+        self.counters["remote_answers"] += 1
+        self._latest_bank = max(self._latest_bank, advice.bank_version)
+        if not advice.has_advice:
+            self.counters["no_advice"] += 1
+            if advice.reason in ("teacher_unavailable", "backend_error"):
+                return self._stale(cached)
+        self._cache.put(key, advice)
+        return advice if advice.has_advice else None
+
+    def stats(self) -> dict[str, float]:
+        out = {f"teacher_client/{k}": float(v) for k, v in self.counters.items()}
+        out["teacher_client/wait_s"] = self.wait_s
+        return out
+
+    # -- internals ---------------------------------------------------------------------------------------
+
+    def _stale(self, cached: Advice | None) -> Advice | None:
+        # Advice from an older prompt bank beats no advice while the refresh is under way.
+        if cached is not None and cached.has_advice:
+            self.counters["stale_served"] += 1
+            return cached
+        return None
+
+    def _send(self, query: TeacherQuery, key: tuple) -> bool:
+        now = time.monotonic()
+        self._revive(now)
+        replica = self._router.pick(key)
+        if now < self._retry_at[replica]:
+            self.counters["skipped_backoff"] += 1
+            return False
+        try:
+            handle = self._handle(replica)
+            ref = handle.advise.remote([query])
+        except Exception as exc:  # noqa: BLE001 - actor lookup fails while it is being restarted
+            self._on_failure(replica, exc)
+            return False
+        self._router.started(replica)
+        self._pending[key] = (ref, replica, now)
+        self.counters["remote_calls"] += 1
+        return True
+
+    def _handle(self, replica: int) -> Any:
+        if self._handles[replica] is None:
+            import ray
+
+            self._handles[replica] = ray.get_actor(replica_name(self.cfg, replica), namespace=self._namespace)
+        return self._handles[replica]
+
+    def _on_failure(self, replica: int, exc: BaseException) -> None:
+        self.counters["failures"] += 1
+        self._retry_at[replica] = time.monotonic() + self.cfg.retry_after_s
+        self._router.mark_dead(replica)
+        if not self._warned:
+            logger.warning("teacher replica %d unavailable (%s): going on without advice", replica, type(exc).__name__)
+            self._warned = True
+        # Forget in-flight calls to that replica; they would only fail too.
+        for key, (_, r, _) in list(self._pending.items()):
+            if r == replica:
+                del self._pending[key]
+                self._router.finished(r)
+        # A named actor keeps its handle across Ray restarts; re-resolving only matters if it was recreated.
+        self._handles[replica] = None
+
+    def _revive(self, now: float) -> None:
+        for i, retry_at in enumerate(self._retry_at):
+            if retry_at and now >= retry_at:
+                self._router.mark_alive(i)
+                self._retry_at[i] = 0.0
+
+
+_CLIENTS: dict[tuple[str, str | None], TeacherClient] = {}
+
+
+def shared_client(cfg: TeacherConfig, namespace: str | None = None) -> TeacherClient:
+    """The process-wide client for this teacher, created on first use (one per env-runner process)."""
+    key = (cfg.actor_name, namespace)
+    client = _CLIENTS.get(key)
+    if client is None:
+        client = _CLIENTS[key] = TeacherClient(cfg, namespace)
+    return client
+
+
+def all_client_stats() -> dict[str, float]:
+    """Counters of every teacher client in this process, summed (for the env runner's metrics)."""
+    total: dict[str, float] = {}
+    for client in _CLIENTS.values():
+        for k, v in client.stats().items():
+            total[k] = total.get(k, 0.0) + v
+    return total

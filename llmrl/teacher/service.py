@@ -1,0 +1,245 @@
+"""The teacher service: one long-lived async actor that every env runner calls.
+
+It owns a backend (scripted planner, transformers LM, vLLM engine or an OpenAI-compatible server), a bounded
+cache keyed by (backend, prompt-bank version, prompt), a micro-batcher that groups concurrent requests and
+removes duplicates, and the latest prompt bank, which it polls from the feedback actor. The RL->LLM direction
+(reweighting options by the student's measured success) is applied here, after the cache, so it can be
+switched on and off without touching any backend.
+
+``TeacherService`` is a plain class so that it can be unit-tested without Ray; ``start_teacher_service``
+wraps it as a named Ray actor with bounded restarts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from llmrl.config import TeacherConfig
+from llmrl.messages import Advice, PromptBankSnapshot, TeacherQuery, TeacherStats
+from llmrl.teacher.batcher import MicroBatcher
+from llmrl.teacher.cache import LRUCache
+
+logger = logging.getLogger(__name__)
+
+
+def reweight_by_success(advice: Advice, state_text: str, bank: PromptBankSnapshot) -> Advice:
+    """p'(o) ~ p(o) * P(success | state, o), with the bank's Laplace-smoothed estimate (0.5 when untried)."""
+    if not advice.has_advice or not bank.option_stats:
+        return advice
+    lookup = bank.success_lookup()
+    weights = []
+    for option, p in zip(advice.options, advice.probs):
+        stat = lookup.get((state_text, option))
+        weights.append(p * (stat.success_estimate if stat is not None else 0.5))
+    total = sum(weights)
+    if total <= 0:
+        return advice
+    return Advice(
+        options=advice.options,
+        probs=tuple(w / total for w in weights),
+        bank_version=advice.bank_version,
+        source=advice.source,
+        invalid_outputs=advice.invalid_outputs,
+    )
+
+
+class TeacherService:
+    """Batched, cached advice over a ``PlanBackend``. All public methods are safe to call concurrently."""
+
+    def __init__(
+        self,
+        cfg: TeacherConfig,
+        seed: int = 0,
+        feedback_actor: str = "",
+        namespace: str | None = None,
+        backend: Any = None,
+    ):
+        self.cfg = cfg
+        if backend is None:
+            from llmrl.teacher.backends import make_backend
+
+            backend = make_backend(cfg, seed)
+        self.backend = backend
+        self._feedback_actor_name = feedback_actor
+        self._namespace = namespace
+        self._feedback_handle: Any = None
+        self.bank = PromptBankSnapshot(version=0, task_description="")
+        self._bank_checked_at = 0.0
+        self._bank_refresh: asyncio.Task | None = None
+        self.cache: LRUCache[Advice] = LRUCache(cfg.cache_size)
+        self.batcher: MicroBatcher[TeacherQuery, Advice] = MicroBatcher(
+            self._run_backend, TeacherQuery.key, cfg.max_batch_size, cfg.max_wait_ms / 1000.0
+        )
+        self.instance_id = uuid.uuid4().hex[:12]
+        self._requests = 0
+        self._llm_calls = 0
+        self._no_advice = 0
+        self._invalid = 0
+        self._reweighted = 0
+        self._latency = 0.0
+        self._warned_backend_error = False
+        self._log_if_restarted()
+
+    def _log_if_restarted(self) -> None:
+        try:
+            import ray
+
+            if ray.is_initialized() and ray.get_runtime_context().was_current_actor_reconstructed:
+                logger.warning("teacher service replica restarted by Ray (instance %s)", self.instance_id)
+        except Exception:  # noqa: BLE001 - outside an actor there is nothing to report
+            pass
+
+    async def advise(self, queries: Sequence[TeacherQuery]) -> list[Advice]:
+        """Advice for each query, in order. Never raises for backend trouble: answers no-advice instead."""
+        self._maybe_refresh_bank()
+        self._requests += len(queries)
+        bank = self.bank
+        results: list[Advice | None] = []
+        waiting: list[tuple[int, asyncio.Future]] = []
+        for i, q in enumerate(queries):
+            hit = self.cache.get(self._cache_key(q, bank.version))
+            if hit is not None:
+                results.append(Advice(hit.options, hit.probs, hit.bank_version, "cache", hit.reason))
+            else:
+                results.append(None)
+                waiting.append((i, asyncio.ensure_future(self.batcher.submit(q))))
+        for i, fut in waiting:
+            try:
+                results[i] = await fut
+            except Exception as exc:  # noqa: BLE001 - a failed batch must not fail the caller
+                if not self._warned_backend_error:
+                    logger.warning("teacher backend %s failed (%s); answering no-advice", self.backend.name, exc)
+                    self._warned_backend_error = True
+                results[i] = Advice.none(queries[i].options, reason="backend_error", bank_version=bank.version)
+        out: list[Advice] = []
+        for q, a in zip(queries, results):
+            assert a is not None
+            if not a.has_advice:
+                self._no_advice += 1
+            elif self.cfg.reweight_by_success:
+                a = reweight_by_success(a, q.state_text, bank)
+                self._reweighted += 1
+            out.append(a)
+        return out
+
+    def _cache_key(self, q: TeacherQuery, bank_version: int) -> tuple:
+        return (self.backend.name, bank_version, q.key())
+
+    async def _run_backend(self, queries: Sequence[TeacherQuery]) -> list[Advice]:
+        bank = self.bank
+        self._llm_calls += len(queries)
+        t0 = time.perf_counter()
+        answers = await self.backend.advise(queries, bank)
+        self._latency += time.perf_counter() - t0
+        for q, a in zip(queries, answers):
+            self._invalid += a.invalid_outputs
+            # Only real answers are cached: a transient failure must be retried, not remembered.
+            if a.has_advice or a.reason == "unparseable":
+                self.cache.put(self._cache_key(q, bank.version), a)
+        return [
+            Advice(a.options, a.probs, bank.version, a.source or self.backend.name, a.reason, a.invalid_outputs)
+            for a in answers
+        ]
+
+    # -- prompt bank -------------------------------------------------------------------------------------
+
+    def set_bank(self, bank: PromptBankSnapshot) -> int:
+        """Install a bank snapshot (pushed by the driver, or pulled from the feedback actor)."""
+        if bank.version >= self.bank.version:
+            self.bank = bank
+        return self.bank.version
+
+    def _maybe_refresh_bank(self) -> None:
+        if not self._feedback_actor_name or self._bank_refresh is not None:
+            return
+        now = time.monotonic()
+        if now - self._bank_checked_at < self.cfg.bank_refresh_s:
+            return
+        self._bank_checked_at = now
+        # Poll in the background: a slow feedback actor must never delay advice.
+        self._bank_refresh = asyncio.ensure_future(self._refresh_bank())
+
+    async def _refresh_bank(self) -> None:
+        try:
+            import ray
+
+            if self._feedback_handle is None:
+                self._feedback_handle = ray.get_actor(self._feedback_actor_name, namespace=self._namespace)
+            newer = await self._feedback_handle.snapshot_if_newer.remote(self.bank.version)
+            if newer is not None:
+                self.set_bank(newer)
+        except Exception as exc:  # noqa: BLE001 - feedback is best effort; advice goes on with the old bank
+            logger.debug("prompt bank refresh failed: %s", exc)
+            self._feedback_handle = None
+        finally:
+            self._bank_refresh = None
+
+    # -- introspection -----------------------------------------------------------------------------------
+
+    def stats(self) -> TeacherStats:
+        return TeacherStats(
+            requests=self._requests,
+            llm_calls=self._llm_calls,
+            cache_hits=self.cache.hits,
+            batches=self.batcher.batches,
+            batched_prompts=self.batcher.batched_items,
+            no_advice=self._no_advice,
+            invalid_outputs=self._invalid,
+            deduplicated=self.batcher.deduplicated,
+            reweighted=self._reweighted,
+            bank_version=self.bank.version,
+            backend=self.backend.name,
+            instance_id=self.instance_id,
+            latency_s_sum=self._latency,
+        )
+
+    def ping(self) -> str:
+        return self.instance_id
+
+    async def add_adapter(self, name: str, path: str) -> bool:
+        """Register a LoRA adapter with backends that support it (vLLM); False elsewhere."""
+        add = getattr(self.backend, "add_adapter", None)
+        if add is None:
+            return False
+        result = add(name, path)
+        if asyncio.iscoroutine(result):
+            await result
+        return True
+
+    async def close(self) -> None:
+        await self.backend.close()
+
+
+def replica_name(cfg: TeacherConfig, index: int) -> str:
+    return cfg.actor_name if index == 0 else f"{cfg.actor_name}_{index}"
+
+
+def start_teacher_service(
+    cfg: TeacherConfig, seed: int, feedback_actor: str = "", namespace: str | None = None
+) -> list[Any]:
+    """Create (or reuse) the named teacher replicas as Ray async actors; returns their handles."""
+    import ray
+
+    handles = []
+    for i in range(cfg.num_replicas):
+        actor_cls = ray.remote(TeacherService).options(
+            name=replica_name(cfg, i),
+            namespace=namespace,
+            get_if_exists=True,
+            num_cpus=cfg.num_cpus,
+            num_gpus=cfg.num_gpus,
+            max_restarts=cfg.max_restarts,
+            # Callers handle failures themselves (no-advice fallback), so Ray must not replay calls.
+            max_task_retries=0,
+            max_concurrency=max(64, 4 * cfg.max_batch_size),
+            lifetime=None,
+        )
+        handles.append(actor_cls.remote(cfg, seed + i, feedback_actor, namespace))
+    # Fail fast (with the backend's own one-line error) instead of at the first env step.
+    ray.get([h.ping.remote() for h in handles])
+    return handles

@@ -1,0 +1,1 @@
+"""Training: the component graph (``graph``), the loop (``loop``), metrics and checkpoints."""

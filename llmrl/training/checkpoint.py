@@ -1,0 +1,51 @@
+"""Checkpoints: RLlib's algorithm state (module, optimizer, learner state incl. the lambda schedule), the
+prompt bank, and the loop state, written to ``<run>/checkpoints/iter_<n>``. A checkpoint is written to a
+temporary folder and renamed into place, so a crash mid-save never leaves a half checkpoint behind."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import shutil
+from pathlib import Path
+from typing import Any, TypeVar
+
+logger = logging.getLogger(__name__)
+
+LOOP_STATE = "llmrl_state.json"
+BANK_STATE = "prompt_bank.json"
+ALGO_DIR = "algo"
+S = TypeVar("S")
+
+
+def save_checkpoint(run_dir: Path, graph: Any, state: Any) -> Path:
+    import ray
+
+    final = run_dir / "checkpoints" / f"iter_{state.iteration:06d}"
+    tmp = final.with_name(final.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    graph.algo.save_to_path(str((tmp / ALGO_DIR).resolve()))
+    if graph.feedback is not None:
+        try:
+            bank = ray.get(graph.feedback.state_dict.remote(), timeout=30)
+            (tmp / BANK_STATE).write_text(json.dumps(bank))
+        except Exception as exc:  # noqa: BLE001 - keep the RL checkpoint even if the bank is unreachable
+            logger.warning("prompt bank not saved in %s: %s", final.name, exc)
+    (tmp / LOOP_STATE).write_text(json.dumps(dataclasses.asdict(state), indent=2))
+    shutil.rmtree(final, ignore_errors=True)
+    tmp.rename(final)
+    return final
+
+
+def load_checkpoint(path: Path, graph: Any, state_cls: type[S]) -> S:
+    import ray
+
+    if not (path / LOOP_STATE).is_file():
+        raise FileNotFoundError(f"run.resume: '{path}' is not an llmrl checkpoint (no {LOOP_STATE})")
+    graph.algo.restore_from_path(str((path / ALGO_DIR).resolve()))
+    bank_file = path / BANK_STATE
+    if graph.feedback is not None and bank_file.is_file():
+        ray.get(graph.feedback.load_state_dict.remote(json.loads(bank_file.read_text())))
+    return state_cls(**json.loads((path / LOOP_STATE).read_text()))

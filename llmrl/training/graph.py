@@ -1,0 +1,110 @@
+"""The one place where llmrl's components connect (after Sample Factory's single wiring function).
+
+    env runners (RLlib, CPU)  --TeacherQuery-->  teacher service replicas (named async actors, GPU or CPU)
+          |        ^                                   ^ polls PromptBankSnapshot
+          |        +--------- Advice ------------------+
+          |                                            |
+          +--EpisodeSummary-->  feedback actor (named) -+
+          |
+          +--episodes (with teacher_probs)-->  PPO learner (+ lambda * CE distillation)
+
+The local single-node mode and the ``ray job submit`` entry point both call ``build_graph``; only the Ray
+address differs. Env runners find the teacher and the feedback actor by name, so nothing but the config
+crosses into RLlib.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from llmrl.config import Config
+
+logger = logging.getLogger(__name__)
+
+NAMESPACE = "llmrl"
+
+
+@dataclass
+class Graph:
+    cfg: Config
+    namespace: str
+    algo: Any
+    teachers: list[Any] = field(default_factory=list)
+    feedback: Any = None
+    task_description: str = ""
+
+    def stop(self) -> None:
+        import ray
+
+        try:
+            self.algo.stop()
+        except Exception as exc:  # noqa: BLE001 - shutting down; report and go on
+            logger.warning("stopping the algorithm failed: %s", exc)
+        for handle in [*self.teachers, self.feedback]:
+            if handle is not None:
+                try:
+                    ray.kill(handle, no_restart=True)
+                except Exception:  # noqa: BLE001 - already gone
+                    pass
+
+
+def task_description_for(cfg: Config) -> str:
+    from llmrl.envs.registry import make_task
+
+    task = make_task(cfg.env, seed=cfg.run.seed)
+    try:
+        return task.task_description()
+    finally:
+        task.close()
+
+
+def init_ray(cfg: Config) -> bool:
+    """Connect to (``resources.address``) or start a small local Ray. Returns True if this call started it."""
+    import ray
+
+    if ray.is_initialized():
+        return False
+    if cfg.resources.address:
+        ray.init(address=cfg.resources.address, namespace=NAMESPACE, log_to_driver=True)
+        return True
+    ray.init(
+        num_cpus=cfg.resources.num_cpus,
+        num_gpus=cfg.resources.num_gpus,
+        object_store_memory=cfg.resources.object_store_mb * 1024 * 1024,
+        include_dashboard=False,
+        namespace=NAMESPACE,
+        log_to_driver=True,
+        logging_level=logging.WARNING,
+    )
+    return True
+
+
+def build_graph(cfg: Config) -> Graph:
+    import ray
+
+    from llmrl.rl.algo import build_ppo_config
+    from llmrl.training.placement import check_resources, describe, plan_resources
+
+    plan = plan_resources(cfg)
+    # Fail before anything starts if the cluster cannot hold what the config asks for (no silent hang).
+    check_resources(plan, ray.cluster_resources())
+    logger.info("placement: %s", describe(plan))
+    namespace = ray.get_runtime_context().namespace
+    description = task_description_for(cfg)
+    feedback = None
+    teachers: list[Any] = []
+    if cfg.teacher.backend != "off":
+        if cfg.feedback.enabled:
+            from llmrl.feedback.actor import start_feedback_actor
+
+            feedback = start_feedback_actor(cfg.feedback, description, namespace=namespace)
+        from llmrl.teacher.service import start_teacher_service
+
+        teachers = start_teacher_service(
+            cfg.teacher, cfg.teacher.seed, cfg.feedback.actor_name if feedback is not None else "", namespace
+        )
+    algo = build_ppo_config(cfg, namespace).build_algo()
+    return Graph(cfg=cfg, namespace=namespace, algo=algo, teachers=teachers, feedback=feedback,
+                 task_description=description)
