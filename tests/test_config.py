@@ -1,0 +1,54 @@
+import pytest
+
+from llmrl.config import ConfigError, load_config
+
+
+def test_defaults_and_overrides_are_typed():
+    cfg = load_config(None, ["teacher.backend=off", "run.seed=3", "model.conv_channels=[8,16]", "feedback.enabled=false"])
+    assert cfg.teacher.backend == "off"  # YAML 1.1 would read "off" as False
+    assert cfg.run.seed == 3
+    assert cfg.model.conv_channels == (8, 16)
+    assert cfg.feedback.enabled is False
+
+
+@pytest.mark.parametrize(
+    "override, fragment",
+    [
+        ("teacher.foo=1", "unknown config key 'teacher.foo'"),
+        ("nope=1", "unknown config key 'nope'"),
+        ("teacher.backend=gpt", "teacher.backend"),
+        ("run.seed=x", "run.seed"),
+        ("ppo.lr=-1", "ppo.lr"),
+        ("teacher.error_rate=1.5", "teacher.error_rate"),
+        ("teacher=3", "teacher"),
+        ("teacher.backend=hf", "teacher.hf.model"),
+        ("env.room_min=11", "env.room_min"),
+        ("garbage", "expected key=value"),
+    ],
+)
+def test_bad_values_name_the_key(override, fragment):
+    with pytest.raises(ConfigError) as err:
+        load_config(None, [override])
+    assert fragment in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_yaml_file_and_missing_file(tmp_path):
+    f = tmp_path / "c.yaml"
+    f.write_text("env:\n  name: DoorKey-5x5\nteacher:\n  backend: off\n  mode: hard\n")
+    cfg = load_config(f, ["teacher.mode=soft"])
+    assert (cfg.env.name, cfg.teacher.backend, cfg.teacher.mode) == ("DoorKey-5x5", "off", "soft")
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "missing.yaml")
+    (tmp_path / "bad.yaml").write_text("env: [unclosed\n")
+    with pytest.raises(ConfigError, match="invalid YAML"):
+        load_config(tmp_path / "bad.yaml")
+
+
+def test_import_llmrl_is_light():
+    import subprocess
+    import sys
+
+    code = "import sys, llmrl; bad=[m for m in ('ray','torch','vllm') if m in sys.modules]; print(bad)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "[]"
