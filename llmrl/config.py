@@ -90,6 +90,7 @@ class VLLMConfig:
     max_loras: int = 4
     max_lora_rank: int = 64
     enforce_eager: bool = False  # skip CUDA graph capture (faster start, slower steps)
+    length_normalize: bool = True  # score mode: mean token log-prob, as teacher.hf.length_normalize
 
 
 @dataclass
@@ -152,6 +153,7 @@ class FeedbackConfig:
     min_trials: int = 3  # trials before a (state, option) pair earns a feedback line
     max_tracked_states: int = 5000  # bound on (state, option) statistics kept; least recently seen are dropped
     flush_every: int = 8  # episodes a runner buffers before sending summaries
+    max_restarts: int = 10  # Ray restarts of the feedback actor (bounded); the loop re-seeds it from checkpoints
 
 
 @dataclass
@@ -229,7 +231,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "teacher.openai.selection": ("sample", "choice"),
 }
 _NON_NEGATIVE = {
-    "teacher.error_rate", "teacher.max_wait_ms", "teacher.advice_timeout_s", "teacher.retry_after_s", "teacher.bank_refresh_s",
+    "teacher.error_rate", "teacher.max_wait_ms", "teacher.advice_timeout_s", "teacher.retry_after_s", "teacher.bank_refresh_s", "feedback.max_restarts",
     "teacher.num_gpus", "teacher.num_cpus", "teacher.max_restarts", "distill.coef_start", "distill.coef_decrement",
     "distill.coef_floor", "distill.cutoff_updates", "env.intrinsic_reward", "resources.num_env_runners",
     "resources.num_gpus", "resources.num_learners", "resources.num_gpus_per_learner", "ppo.entropy_coeff",
