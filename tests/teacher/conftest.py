@@ -1,0 +1,50 @@
+"""Shared fixtures for the teacher tests: a tiny local LM, a prompt bank, mixed MiniGrid/Crafter queries."""
+
+from __future__ import annotations
+
+import pytest
+
+from llmrl.messages import OptionStat, PromptBankSnapshot, TeacherQuery
+
+MINIGRID_OPTIONS = ("explore", "go to key, pick up key", "go to door, open door")
+CRAFTER_OPTIONS = ("collect wood", "place table", "make wood pickaxe", "eat cow")
+
+
+@pytest.fixture(scope="session")
+def tiny_lm_dir(tmp_path_factory):
+    """A tiny random Llama + word-level tokenizer built once per test session (a few seconds on CPU)."""
+    import torch
+
+    from llmrl.teacher.tiny_lm import build_tiny_lm
+
+    # Two shared cores: more threads only add contention for a model this small.
+    torch.set_num_threads(1)
+    return str(build_tiny_lm(tmp_path_factory.mktemp("tiny_lm"), seed=0))
+
+
+@pytest.fixture
+def bank() -> PromptBankSnapshot:
+    return PromptBankSnapshot(
+        version=7,
+        task_description="In a locked 2D grid room, there is an agent whose task is to open the door.",
+        exemplars=("Q: Agent sees <key>, holds <nothing>. A: Action: {go to <key>, pick up <key>}",),
+        feedback_lines=(
+            "in state Agent sees <key>, holds <nothing>., plan go to key, pick up key succeeded 3/4 times",
+        ),
+        option_stats=(OptionStat("Agent sees <key>, holds <nothing>.", "go to key, pick up key", 3, 4),),
+        subgoal_success=(("collect wood", 0.8), ("place table", 0.25)),
+        comprehension=0.625,
+    )
+
+
+@pytest.fixture
+def mixed_queries() -> list[TeacherQuery]:
+    """Queries of both families with different option counts and prompt lengths (exercises padding)."""
+    return [
+        TeacherQuery("minigrid", "SimpleDoorKey", "Agent sees <key>, holds <nothing>.", MINIGRID_OPTIONS),
+        TeacherQuery("minigrid", "SimpleDoorKey", "Agent sees <door>, holds <key>.", MINIGRID_OPTIONS[::-1]),
+        TeacherQuery("minigrid", "LavaDoorKey", "Agent sees <nothing>, holds <nothing>.", MINIGRID_OPTIONS[:2]),
+        TeacherQuery("crafter", "Crafter", "You see tree, grass, cow. Inventory: wood 1, sapling 1.",
+                     CRAFTER_OPTIONS, context="Recent sub-goals: collect wood, collect wood."),
+        TeacherQuery("crafter", "Crafter", "You see water.", CRAFTER_OPTIONS[:1]),
+    ]
