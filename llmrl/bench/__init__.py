@@ -1,0 +1,1 @@
+"""Benchmarks and the performance model that extrapolates them (``llmrl.bench.scaling_model``)."""
