@@ -51,6 +51,7 @@ class EnvConfig:
     room_min: int = 5  # LLM4Teach tasks: smallest room side
     room_max: int = 10  # LLM4Teach tasks: largest room side (also the observation grid size)
     agent_view_size: int = 3  # MiniGrid egocentric view (LLM4Teach: 3)
+    egocentric: bool = True  # MiniGrid student map centred on the agent and rotated to its heading
     crafter_size: int = 64  # Crafter image side in pixels
     ask_every_k: int = 100  # Crafter: re-ask the teacher every K steps (AdaRefiner: 100) ...
     ask_on_subgoal_done: bool = True  # ... and whenever the current sub-goal completes
@@ -174,6 +175,7 @@ class PPOConfig:
 class ModelConfig:
     embed_dim: int = 8  # MiniGrid: embedding size of each grid-cell channel
     hidden: int = 128  # width of the torso MLP
+    grid_channels: tuple[int, ...] = (32, 64)  # MiniGrid CNN channels (3x3 convs over the cell embeddings)
     conv_channels: tuple[int, ...] = (16, 32, 32)  # Crafter CNN channels
     subgoal_embed_dim: int = 32  # Crafter: learned embedding table over the sub-goal vocabulary
 

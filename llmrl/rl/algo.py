@@ -41,6 +41,7 @@ def build_ppo_config(cfg: Config, namespace: str | None = None) -> PPOConfig:
         .learners(
             num_learners=res.num_learners,
             num_gpus_per_learner=res.num_gpus_per_learner,
+            learner_class=DistillPPOTorchLearner,
             learner_config_dict={"distill": dataclasses.asdict(cfg.distill)},
         )
         .training(
@@ -55,7 +56,6 @@ def build_ppo_config(cfg: Config, namespace: str | None = None) -> PPOConfig:
             train_batch_size_per_learner=ppo.train_batch_size,
             grad_clip=ppo.grad_clip,
             use_kl_loss=False,
-            learner_class=DistillPPOTorchLearner,
         )
         .rl_module(
             rl_module_spec=RLModuleSpec(
@@ -64,6 +64,7 @@ def build_ppo_config(cfg: Config, namespace: str | None = None) -> PPOConfig:
                     "embed_dim": cfg.model.embed_dim,
                     "hidden": cfg.model.hidden,
                     "conv_channels": list(cfg.model.conv_channels),
+                    "grid_channels": list(cfg.model.grid_channels),
                     "subgoal_embed_dim": cfg.model.subgoal_embed_dim,
                 },
             )
@@ -74,8 +75,12 @@ def build_ppo_config(cfg: Config, namespace: str | None = None) -> PPOConfig:
             evaluation_duration=cfg.run.eval_episodes,
             evaluation_duration_unit="episodes",
             evaluation_num_env_runners=0,
+            # Evaluation episodes run side by side in one vector env: one batched forward per step instead of
+            # one per episode (sequential eval episodes cost more than training on a small box).
             evaluation_config=PPOConfig.overrides(
-                env_config={**env_config, "evaluation": True}, explore=False, num_envs_per_env_runner=1
+                env_config={**env_config, "evaluation": True},
+                explore=False,
+                num_envs_per_env_runner=min(cfg.run.eval_episodes, 10),
             ),
         )
         .fault_tolerance(restart_failed_env_runners=True)

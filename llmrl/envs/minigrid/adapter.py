@@ -44,7 +44,9 @@ class MiniGridTask(gymnasium.Env):
         self._env, self.task_spec = build_env(cfg)
         self.raw = self._env.unwrapped  # the MiniGridEnv: grid, agent pose, carried object
         side = max(self.raw.width, self.raw.height)
-        self.observation_space = spaces.Dict({"grid": spaces.Box(0, 255, (side, side, 4), np.uint8)})
+        self._egocentric = cfg.egocentric
+        obs_side = 2 * side - 1 if self._egocentric else side
+        self.observation_space = spaces.Dict({"grid": spaces.Box(0, 255, (obs_side, obs_side, 4), np.uint8)})
         self.action_space = spaces.Discrete(NUM_ACTIONS)
         self.knowledge = Knowledge(
             self.raw.width, self.raw.height, side, self.raw.agent_view_size, self.task_spec.colours
@@ -62,7 +64,7 @@ class MiniGridTask(gymnasium.Env):
         self.knowledge.reset()
         self.knowledge.observe(self.raw, obs["image"])
         self._success = False
-        return {"grid": self.knowledge.student_obs()}, info
+        return self._student_obs(), info
 
     def step(self, action: int) -> tuple[dict, float, bool, bool, dict]:
         obs, reward, terminated, truncated, info = self._env.step(action)
@@ -72,7 +74,12 @@ class MiniGridTask(gymnasium.Env):
             self._success = True
         info = dict(info)
         info["success"] = self._success
-        return {"grid": self.knowledge.student_obs()}, float(reward), terminated, truncated, info
+        return self._student_obs(), float(reward), terminated, truncated, info
+
+    def _student_obs(self) -> dict[str, np.ndarray]:
+        if self._egocentric:
+            return {"grid": self.knowledge.egocentric_obs()}
+        return {"grid": self.knowledge.student_obs()}
 
     def close(self) -> None:
         self._env.close()

@@ -143,6 +143,12 @@ class Knowledge:
                 self.alias_of[colour] = name
                 self.colour_of[name] = colour
 
+    def egocentric_obs(self) -> np.ndarray:
+        """(2*side-1, 2*side-1, 4): the student map translated to put the agent at the centre and rotated so
+        that it always faces +x. Skill actions depend on where things lie relative to the agent; in this frame
+        the same relative layout always looks the same, and the student imitates the teacher far faster."""
+        return egocentric_view(self.student_obs(), self.pos, self.dir)
+
     def student_obs(self) -> np.ndarray:
         """(side, side, 4) uint8: known cells, with the carried object and direction+1 at the agent's cell."""
         grid = self._obs.copy()
@@ -190,3 +196,14 @@ class Knowledge:
             None if kind == GOAL else self.colour_word(colour),
             DOOR_STATES[state] if kind == DOOR else None,
         )
+
+
+def egocentric_view(grid: np.ndarray, pos: tuple[int, int], direction: int) -> np.ndarray:
+    """Place ``grid`` (side, side, C) on a (2*side-1)^2 canvas with ``pos`` at the centre, then rotate so the
+    cell in front of the agent is always at centre + (1, 0). np.rot90 by k maps an offset (dx, dy) to
+    (-dy, dx) k times; MiniGrid's direction d faces (1,0),(0,1),(-1,0),(0,-1) for d=0..3, so k = -d mod 4."""
+    side = grid.shape[0]
+    canvas = np.zeros((2 * side - 1, 2 * side - 1, grid.shape[2]), dtype=grid.dtype)
+    x, y = pos
+    canvas[side - 1 - x : 2 * side - 1 - x, side - 1 - y : 2 * side - 1 - y] = grid
+    return np.ascontiguousarray(np.rot90(canvas, k=(-direction) % 4, axes=(0, 1)))

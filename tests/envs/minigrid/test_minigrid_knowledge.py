@@ -45,7 +45,7 @@ def test_known_map_is_exactly_what_was_visible(name):
 
 @pytest.mark.parametrize("name", MINIGRID_TASKS)
 def test_observation_matches_space_and_marks_agent(name):
-    t = make_task(EnvConfig(name=name), seed=3)
+    t = make_task(EnvConfig(name=name, egocentric=False), seed=3)
     obs, _ = t.reset()
     space = t.observation_space
     side = space["grid"].shape[0]
@@ -65,5 +65,10 @@ def test_observation_matches_space_and_marks_agent(name):
 
 
 def test_llm4teach_observation_side_is_room_max():
-    t = make_task(EnvConfig(name="SimpleDoorKey", room_min=5, room_max=8), seed=0)
+    t = make_task(EnvConfig(name="SimpleDoorKey", room_min=5, room_max=8, egocentric=False), seed=0)
     assert t.observation_space["grid"].shape == (8, 8, 4)
+    ego = make_task(EnvConfig(name="SimpleDoorKey", room_min=5, room_max=8), seed=0)
+    assert ego.observation_space["grid"].shape == (15, 15, 4)
+    obs, _ = ego.reset()
+    assert ego.observation_space.contains(obs)
+    assert np.count_nonzero(obs["grid"][:, :, 3]) == 1 and obs["grid"][7, 7, 3] == ego.raw.agent_dir + 1
