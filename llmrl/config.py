@@ -175,7 +175,7 @@ class PPOConfig:
 class ModelConfig:
     embed_dim: int = 8  # MiniGrid: embedding size of each grid-cell channel
     hidden: int = 128  # width of the torso MLP
-    grid_channels: tuple[int, ...] = (32, 64)  # MiniGrid CNN channels (3x3 convs over the cell embeddings)
+    grid_channels: tuple[int, ...] = (16, 32)  # MiniGrid CNN channels (3x3 convs; all but the first stride 2)
     conv_channels: tuple[int, ...] = (16, 32, 32)  # Crafter CNN channels
     subgoal_embed_dim: int = 32  # Crafter: learned embedding table over the sub-goal vocabulary
 

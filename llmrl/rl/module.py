@@ -35,11 +35,15 @@ class GridEncoder(nn.Module):
         self.embeds = nn.ModuleList(nn.Embedding(n, embed_dim) for n in _GRID_VOCAB)
         layers: list[nn.Module] = []
         in_ch = embed_dim
-        for out_ch in channels:
-            layers += [nn.Conv2d(in_ch, out_ch, kernel_size=3, padding=1), nn.ReLU()]
+        for i, out_ch in enumerate(channels):
+            # Later layers stride 2: the flattened map feeds a linear layer, and a full-resolution map made that
+            # layer (and the learner's update) several times more expensive than the rest of the step.
+            layers += [nn.Conv2d(in_ch, out_ch, kernel_size=3, padding=1, stride=1 if i == 0 else 2), nn.ReLU()]
             in_ch = out_ch
         self.cnn = nn.Sequential(*layers, nn.Flatten())
-        self.fc = nn.Sequential(nn.Linear(in_ch * side * side, hidden), nn.ReLU())
+        with torch.no_grad():
+            n_flat = self.cnn(torch.zeros(1, embed_dim, side, side)).shape[1]
+        self.fc = nn.Sequential(nn.Linear(n_flat, hidden), nn.ReLU())
 
     def forward(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
         grid = obs["grid"].long()
