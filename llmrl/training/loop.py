@@ -40,6 +40,8 @@ class LoopState:
     teacher_restarts: int = 0
     client_totals: dict[str, float] = field(default_factory=dict)
     last_eval: dict[str, Any] = field(default_factory=dict)
+    train_episodes: int = 0  # Crafter: training episodes so far ...
+    train_achievements: dict[str, float] = field(default_factory=dict)  # ... and in how many each was unlocked
 
 
 class TeacherMonitor:
@@ -120,6 +122,12 @@ def metrics_row(result: dict[str, Any], state: LoopState, teacher: dict[str, flo
         "env_steps": state.env_steps,
         "wall_s": state.wall_s,
         "env_steps_per_s": iter_steps / iter_s if iter_s > 0 else 0.0,
+        "iter_env_steps": iter_steps,
+        "iter_s": iter_s,
+        # RLlib's own phase timers: where an iteration's time goes (sampling vs learning vs evaluation).
+        "sample_s": float(_get(result, "timers", "env_runner_sampling_timer", default=math.nan)),
+        "learn_s": float(_get(result, "timers", "learner_update_timer", default=math.nan)),
+        "eval_s": float(_get(result, "timers", "evaluation_iteration", default=0.0)),
         "episode_return_mean": float(runners.get("episode_return_mean", math.nan)),
         "episode_len_mean": float(runners.get("episode_len_mean", math.nan)),
         "train_success": float(runners.get(SUCCESS_KEY, math.nan)),
@@ -150,6 +158,36 @@ def metrics_row(result: dict[str, Any], state: LoopState, teacher: dict[str, flo
     return row
 
 
+def _percent(counts: dict[str, float], episodes: int) -> dict[str, float]:
+    from llmrl.envs.crafter.score import ACHIEVEMENTS
+
+    return {name: 100.0 * counts.get(name, 0.0) / episodes if episodes else 0.0 for name in ACHIEVEMENTS}
+
+
+def crafter_metrics(result: dict[str, Any], state: LoopState) -> dict[str, Any]:
+    """Crafter scores (percent) for the metrics row: ``crafter_score`` from the last evaluation (as the summary),
+    ``train_crafter_score`` from every training episode so far, which is how the Crafter benchmark scores an
+    agent (success rates over all episodes within the step budget), and per-achievement training rates."""
+    from llmrl.envs.crafter.score import crafter_score
+    from llmrl.rl.callbacks import ACHIEVEMENT_COUNT_PREFIX, ACHIEVEMENT_EPISODES
+
+    runners = result.get("env_runners", {})
+    state.train_episodes += int(runners.get(ACHIEVEMENT_EPISODES, 0))
+    for key, value in runners.items():
+        if key.startswith(ACHIEVEMENT_COUNT_PREFIX):
+            name = key[len(ACHIEVEMENT_COUNT_PREFIX):]
+            state.train_achievements[name] = state.train_achievements.get(name, 0.0) + float(value)
+    evaluated = state.last_eval.get("eval_achievements", {})
+    train_rates = _percent(state.train_achievements, state.train_episodes)
+    row: dict[str, Any] = {
+        "crafter_score": crafter_score({n: 100.0 * r for n, r in evaluated.items()}) if evaluated else math.nan,
+        "train_crafter_score": crafter_score(train_rates) if state.train_episodes else math.nan,
+        "train_episodes": state.train_episodes,
+    }
+    row.update({f"train_ach/{name}": rate / 100.0 for name, rate in train_rates.items()})
+    return row
+
+
 def train(cfg: Config, stream: TextIO | None = sys.stdout) -> dict[str, Any]:
     """Run (or resume) one training run; returns the summary that is also written to ``summary.json``."""
     from llmrl.training.graph import build_graph, init_ray
@@ -177,7 +215,9 @@ def train(cfg: Config, stream: TextIO | None = sys.stdout) -> dict[str, Any]:
             iter_steps = int(_get(result, "env_runners", "num_env_steps_sampled", default=0))
             state.env_steps += iter_steps
             state.wall_s += iter_s
-            for key, value in result.get("env_runners", {}).items():
+            # Crafter evaluation keeps its teacher, so its client's counters count too.
+            evaluation = _get(result, "evaluation", "env_runners", default={})
+            for key, value in [*result.get("env_runners", {}).items(), *evaluation.items()]:
                 if key.startswith(("llmrl/teacher_client/", "llmrl/feedback/")):
                     short = key[len("llmrl/"):]
                     state.client_totals[short] = state.client_totals.get(short, 0.0) + float(value)
@@ -186,6 +226,8 @@ def train(cfg: Config, stream: TextIO | None = sys.stdout) -> dict[str, Any]:
                 teacher["_llm_calls_delta"] = teacher["llm_calls"] - last_llm_calls
                 last_llm_calls = teacher["llm_calls"]
             row = metrics_row(result, state, teacher, iter_steps, iter_s, monitor.bank_version())
+            if cfg.env.family == "crafter":
+                row.update(crafter_metrics(result, state))
             success = row["eval_success"]
             if not math.isnan(success):
                 state.best_eval_success = max(state.best_eval_success, success)
@@ -210,6 +252,9 @@ def train(cfg: Config, stream: TextIO | None = sys.stdout) -> dict[str, Any]:
             import ray
 
             ray.shutdown()
+        from llmrl.rl.callbacks import forget_process_counters
+
+        forget_process_counters()
 
 
 def build_summary(cfg: Config, state: LoopState, row: dict[str, Any], checkpoint: Path | None,
@@ -248,4 +293,8 @@ def build_summary(cfg: Config, state: LoopState, row: dict[str, Any], checkpoint
         rates = {name: 100.0 * state.last_eval.get("eval_achievements", {}).get(name, 0.0) for name in ACHIEVEMENTS}
         summary["achievements"] = rates
         summary["crafter_score"] = crafter_score(rates)
+        train_rates = _percent(state.train_achievements, state.train_episodes)
+        summary["train_episodes"] = state.train_episodes
+        summary["train_achievements"] = train_rates
+        summary["train_crafter_score"] = crafter_score(train_rates)
     return summary

@@ -1,0 +1,51 @@
+"""Shared helpers for benchmarks that run real training: run one config, read its metrics back."""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+from llmrl.config import load_config
+
+
+def machine() -> str:
+    import os
+
+    mem_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return f"{platform.machine()}, {os.cpu_count()} cores, {mem_gib:.0f} GiB, {platform.python_version()}"
+
+
+def load_average() -> str:
+    import os
+
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def train_run(config: str, overrides: list[str], out_dir: Path, name: str) -> tuple[dict[str, Any], list[dict]]:
+    """Train once (own local Ray) and return (summary, metrics rows)."""
+    from llmrl.training.loop import train
+
+    cfg = load_config(config, [*overrides, f"run.out_dir={out_dir}", f"run.name={name}"])
+    summary = train(cfg, stream=None)
+    rows = [json.loads(x) for x in (Path(summary["run_dir"]) / "metrics.jsonl").read_text().splitlines()]
+    return summary, rows
+
+
+def today() -> str:
+    return time.strftime("%Y-%m-%d")
+
+
+def markdown_table(header: list[str], rows: list[list[Any]]) -> str:
+    def fmt(v: Any) -> str:
+        if v is None:
+            return "-"
+        if isinstance(v, float):
+            return f"{v:.3g}" if abs(v) < 1000 else f"{v:.0f}"
+        return str(v)
+
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(fmt(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
