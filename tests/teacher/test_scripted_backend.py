@@ -79,13 +79,15 @@ def test_error_rate_statistics():
     assert backend.stats()["wrong"] == len(wrong)
 
 
-def test_seeded_and_replica_dependent():
+def test_errors_are_a_fixed_function_of_seed_and_state():
     queries = [TeacherQuery("minigrid", "SimpleDoorKey", f"sees key {i}", OPTIONS) for i in range(200)]
     cfg = TeacherConfig(error_rate=0.5, seed=3)
     a = [x.best() for x in _run(ScriptedBackend(cfg, 0), queries)]
-    b = [x.best() for x in _run(ScriptedBackend(cfg, 0), queries)]
-    c = [x.best() for x in _run(ScriptedBackend(cfg, 1), queries)]
-    assert a == b and a != c
+    # Same teacher on every replica and in any arrival order; another teacher.seed is another teacher.
+    replica = [x.best() for x in _run(ScriptedBackend(cfg, 1), queries)]
+    shuffled = [x.best() for x in _run(ScriptedBackend(cfg, 0), queries[::-1])][::-1]
+    other = [x.best() for x in _run(ScriptedBackend(TeacherConfig(error_rate=0.5, seed=4), 0), queries)]
+    assert a == replica == shuffled and a != other
 
 
 def test_make_backend_dispatch():

@@ -1,9 +1,11 @@
 """A teacher without an LM: the environment family's scripted planner, with controllable mistakes.
 
-It stands in for an LLM in experiments that need a teacher of known quality (and in fast tests): with
-probability ``teacher.error_rate`` a query gets a plausible wrong option (e.g. "go to door" before the key
-is held), otherwise the correct one, always as a one-hot distribution. Because the teacher service caches
-answers per state, a wrong answer sticks to its state the way a mistaken LLM answer would.
+It stands in for an LLM in experiments that need a teacher of known quality (and in fast tests): a fraction
+``teacher.error_rate`` of states get a plausible wrong option (e.g. "go to door" before the key is held), the
+rest the correct one, always as a one-hot distribution. Whether a state errs (and which wrong option it gets)
+is a stable hash of (teacher.seed, state, options), not a draw in arrival order: the teacher is then one fixed
+imperfect policy everywhere (every replica, after a restart, during training and when evaluated alone), like
+an LLM whose cached answer for a state is wrong, and "the teacher's own success" is well defined.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import numpy as np
 from llmrl.config import TeacherConfig
 from llmrl.envs.registry import planner_module
 from llmrl.messages import Advice, PromptBankSnapshot, TeacherQuery
+from llmrl.teacher.router import stable_hash
 
 
 class ScriptedBackend:
@@ -23,14 +26,14 @@ class ScriptedBackend:
     def __init__(self, cfg: TeacherConfig, seed: int = 0):
         self.name = "scripted"
         self._error_rate = float(cfg.error_rate)
-        # (cfg.seed, seed): reproducible per run, yet different per replica.
-        self._rng = np.random.default_rng([int(cfg.seed), int(seed)])
+        # Only cfg.seed (not the replica seed): all replicas must be the same teacher.
+        self._seed = int(cfg.seed)
         self._stats = {"queries": 0, "wrong": 0, "no_plan": 0}
 
     def _one(self, query: TeacherQuery, version: int) -> Advice:
         self._stats["queries"] += 1
-        # Draw for every query, so whether query k errs does not depend on earlier queries' outcomes.
-        err = self._rng.random() < self._error_rate
+        rng = np.random.default_rng(stable_hash((self._seed, query.family, query.state_text, *query.options)))
+        err = rng.random() < self._error_rate
         if not query.options:
             return Advice.none(query.options, reason="no_options", bank_version=version)
         planner = planner_module(query.family)
@@ -43,7 +46,7 @@ class ScriptedBackend:
             wrong = [o for o in planner.wrong_options(query.state_text, query.options, correct) if o in query.options
                      and o != correct]
             if wrong:
-                choice = wrong[int(self._rng.integers(len(wrong)))]
+                choice = wrong[int(rng.integers(len(wrong)))]
                 self._stats["wrong"] += 1
         probs = tuple(1.0 if o == choice else 0.0 for o in query.options)
         return Advice(options=query.options, probs=probs, bank_version=version, source=self.name)
