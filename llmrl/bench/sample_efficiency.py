@@ -3,7 +3,7 @@
 Arms (same config and seeds; each arm trains with its own local Ray):
   guided      scripted teacher, budget B
   ppo         teacher.backend=off, budget 3B (so "PPO does not reach it within 3x the guided budget" is decidable)
-  noisy       scripted teacher with teacher.error_rate=E (default 0.3), budget B
+  noisy       scripted teacher with teacher.error_rate=E (default 0.3), budget 3B (room to overtake its teacher)
 and the noisy teacher's own success acting alone (``llmrl eval --teacher`` logic) on evaluation seeds.
 
 Claims checked and printed:
@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         "guided": ["teacher.backend=scripted", f"run.max_env_steps={args.budget}"],
         "ppo": ["teacher.backend=off", f"run.max_env_steps={3 * args.budget}"],
         "noisy": ["teacher.backend=scripted", f"teacher.error_rate={args.error_rate}",
-                  f"run.max_env_steps={args.budget}"],
+                  f"run.max_env_steps={3 * args.budget}"],
     }
     wanted = args.arms.split(",")
     results: dict[str, Any] = {}
