@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,30 +25,16 @@ def config_of_checkpoint(checkpoint: Path) -> Config:
     return config_from_dict(yaml.safe_load(cfg_file.read_text()))
 
 
-def _episode_stats(successes: list[bool], returns: list[float], lengths: list[int], extra: dict) -> dict[str, Any]:
-    return {
-        "episodes": len(successes),
-        "success": float(np.mean(successes)) if successes else 0.0,
-        "return_mean": float(np.mean(returns)) if returns else 0.0,
-        "length_mean": float(np.mean(lengths)) if lengths else 0.0,
-        **extra,
-    }
-
-
-def evaluate_student(checkpoint: Path, episodes: int, greedy: bool = True, seed_offset: int = 0) -> dict[str, Any]:
-    """Greedy student episodes on evaluation seeds, no teacher (MiniGrid)."""
-    from llmrl.rl.evaluate import load_student, student_action
-
-    cfg = config_of_checkpoint(checkpoint)
-    module = load_student(checkpoint)
-    rng = np.random.default_rng(cfg.run.seed)
+def run_episodes(
+    env: TeacherGuidedEnv, cfg: Config, episodes: int, act: Callable[[Any, dict], int], extra: dict[str, Any]
+) -> dict[str, Any]:
+    """Play ``episodes`` episodes on the evaluation seeds; ``act(obs, info)`` picks each action."""
     successes, returns, lengths = [], [], []
-    env = TeacherGuidedEnv(make_task(cfg.env, None), cfg, None, None)
     for ep in range(episodes):
-        obs, _ = env.reset(seed=env_seed(cfg, 0, seed_offset + ep, evaluation=True))
-        done, ret, n, info = False, 0.0, 0, {}
+        obs, info = env.reset(seed=env_seed(cfg, 0, ep, evaluation=True))
+        done, ret, n = False, 0.0, 0
         while not done:
-            obs, r, term, trunc, info = env.step(student_action(module, obs, greedy, rng))
+            obs, r, term, trunc, info = env.step(act(obs, info))
             ret += float(r)
             n += 1
             done = term or trunc
@@ -55,7 +42,25 @@ def evaluate_student(checkpoint: Path, episodes: int, greedy: bool = True, seed_
         returns.append(ret)
         lengths.append(n)
     env.close()
-    return _episode_stats(successes, returns, lengths, {"env": cfg.env.name, "actor": "student"})
+    return {
+        "episodes": episodes,
+        "success": float(np.mean(successes)) if successes else 0.0,
+        "return_mean": float(np.mean(returns)) if returns else 0.0,
+        "length_mean": float(np.mean(lengths)) if lengths else 0.0,
+        **extra,
+    }
+
+
+def evaluate_student(checkpoint: Path, episodes: int, greedy: bool = True) -> dict[str, Any]:
+    """Student episodes on evaluation seeds, no teacher (MiniGrid)."""
+    from llmrl.rl.evaluate import load_student, student_action
+
+    cfg = config_of_checkpoint(checkpoint)
+    module = load_student(checkpoint)
+    rng = np.random.default_rng(cfg.run.seed)
+    env = TeacherGuidedEnv(make_task(cfg.env, None), cfg, None, None)
+    return run_episodes(env, cfg, episodes, lambda obs, info: student_action(module, obs, greedy, rng),
+                        {"env": cfg.env.name, "actor": "student"})
 
 
 def evaluate_teacher(cfg: Config, episodes: int) -> dict[str, Any]:
@@ -75,29 +80,20 @@ def evaluate_teacher(cfg: Config, episodes: int) -> dict[str, Any]:
         client = TeacherClient(cfg.teacher, namespace)
         rng = np.random.default_rng(cfg.run.seed)
         env = TeacherGuidedEnv(make_task(cfg.env, None), cfg, client, None, seed=cfg.run.seed)
-        successes, returns, lengths, unadvised = [], [], [], 0
-        for ep in range(episodes):
-            obs, info = env.reset(seed=env_seed(cfg, 0, ep, evaluation=True))
-            done, ret, n = False, 0.0, 0
-            while not done:
-                probs = info[TEACHER_PROBS]
-                if probs.sum() > 0:
-                    action = int(rng.choice(len(probs), p=probs / probs.sum()))
-                else:
-                    unadvised += 1
-                    action = int(rng.integers(env.num_actions))
-                obs, r, term, trunc, info = env.step(action)
-                ret += float(r)
-                n += 1
-                done = term or trunc
-            successes.append(bool(info.get("success")))
-            returns.append(ret)
-            lengths.append(n)
-        env.close()
-        extra = {"env": cfg.env.name, "actor": "teacher", "teacher_backend": cfg.teacher.backend,
-                 "error_rate": cfg.teacher.error_rate, "unadvised_steps": unadvised,
-                 "teacher_stats": client.stats()}
-        return _episode_stats(successes, returns, lengths, extra)
+        unadvised = 0
+
+        def act(obs: Any, info: dict) -> int:
+            nonlocal unadvised
+            probs = info[TEACHER_PROBS]
+            if probs.sum() > 0:
+                return int(rng.choice(len(probs), p=probs / probs.sum()))
+            unadvised += 1
+            return int(rng.integers(env.num_actions))
+
+        result = run_episodes(env, cfg, episodes, act, {"env": cfg.env.name, "actor": "teacher",
+                                                       "teacher_backend": cfg.teacher.backend,
+                                                       "error_rate": cfg.teacher.error_rate})
+        return {**result, "unadvised_steps": unadvised, "teacher_stats": client.stats()}
     finally:
         for h in handles:
             ray.kill(h, no_restart=True)
