@@ -65,6 +65,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--teacher-episodes", type=int, default=100)
     p.add_argument("--arms", default="guided,ppo,noisy", help="subset to run, comma-separated")
     p.add_argument("--out", default="runs/bench-sample-efficiency")
+    p.add_argument("--reuse", action="store_true",
+                   help="read back arms whose run folder in --out already has a summary.json instead of re-running")
     p.add_argument("overrides", nargs="*")
     args = p.parse_args(argv)
     out = Path(args.out)
@@ -80,7 +82,12 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, Any] = {}
     curves = {}
     for name in wanted:
-        summary, rows = train_run(args.config, [*base, *arms[name]], out, name)
+        done = out / name / "summary.json"
+        if args.reuse and done.is_file():
+            summary = json.loads(done.read_text())
+            rows = [json.loads(x) for x in (out / name / "metrics.jsonl").read_text().splitlines()]
+        else:
+            summary, rows = train_run(args.config, [*base, *arms[name]], out, name)
         results[name] = {
             "steps_to_success": summary["steps_to_success"], "env_steps": summary["env_steps"],
             "final_eval_success": _final_success(rows), "env_steps_per_s": summary["env_steps_per_s"],
