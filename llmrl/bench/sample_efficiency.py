@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -87,6 +88,8 @@ def main(argv: list[str] | None = None) -> int:
             summary = json.loads(done.read_text())
             rows = [json.loads(x) for x in (out / name / "metrics.jsonl").read_text().splitlines()]
         else:
+            if (out / name).exists():  # an unfinished earlier run: keep it aside rather than append to it
+                (out / name).rename(out / f"{name}.unfinished-{time.strftime('%Y%m%d-%H%M%S')}")
             summary, rows = train_run(args.config, [*base, *arms[name]], out, name)
         results[name] = {
             "steps_to_success": summary["steps_to_success"], "env_steps": summary["env_steps"],
