@@ -73,6 +73,11 @@ def shared_feedback_sender(actor_name: str, flush_every: int, namespace: str | N
     return _SENDERS[key]
 
 
+def forget_feedback_senders() -> None:
+    """Drop this process's senders once their run has ended (their feedback actor is gone with it)."""
+    _SENDERS.clear()
+
+
 def feedback_sender_stats() -> dict[str, float]:
     return {
         "feedback/sent": float(sum(s.sent for s in _SENDERS.values())),
@@ -117,16 +122,19 @@ class TeacherGuidedEnv(gym.Wrapper):
             self._followed += int(int(action) == int(np.argmax(self._last_probs)))
         if self._recent_actions is not None:
             self._recent_actions.append(int(action))
+        # The bonus belongs to the sub-goal this step's action served: pay it before a completed sub-goal makes
+        # the teacher move on to the next one (and on the last step of an episode too).
+        reward += self._intrinsic_bonus()
         probs = None
         if not (terminated or truncated):
             probs = self._update_advice(force=False)
-            reward += self._intrinsic_bonus()
         else:
             self._close_advice()
             self._finish_episode()
             achievements = getattr(self.task, "episode_achievements", None)
             if achievements is not None:
-                info = {**info, "episode_achievements": tuple(achievements())}
+                # The env's own return too: RLlib's episode return includes the intrinsic bonus.
+                info = {**info, "episode_achievements": tuple(achievements()), "episode_env_return": self._return}
         return self._observe(obs), reward, terminated, truncated, self._with_probs(info, probs)
 
     # -- advice ------------------------------------------------------------------------------------------

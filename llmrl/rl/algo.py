@@ -79,7 +79,9 @@ def build_ppo_config(cfg: Config, namespace: str | None = None) -> PPOConfig:
             # one per episode (sequential eval episodes cost more than training on a small box).
             evaluation_config=PPOConfig.overrides(
                 env_config={**env_config, "evaluation": True},
-                explore=False,
+                # Crafter scores the stochastic policy, as its benchmark does: a greedy student repeats the same
+                # action for as long as its view does not change (e.g. walking into a tree).
+                explore=cfg.env.family == "crafter",
                 num_envs_per_env_runner=min(cfg.run.eval_episodes, 10),
             ),
         )

@@ -156,6 +156,12 @@ def shared_client(cfg: TeacherConfig, namespace: str | None = None) -> TeacherCl
     return client
 
 
+def forget_shared_clients() -> None:
+    """Drop this process's clients once their run has ended. A later run in the same process (tests, benchmarks,
+    notebooks) must not inherit their actor handles, cached advice or teacher config."""
+    _CLIENTS.clear()
+
+
 def all_client_stats() -> dict[str, float]:
     """Counters of every teacher client in this process, summed (for the env runner's metrics)."""
     total: dict[str, float] = {}

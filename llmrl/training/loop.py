@@ -167,9 +167,10 @@ def _percent(counts: dict[str, float], episodes: int) -> dict[str, float]:
 def crafter_metrics(result: dict[str, Any], state: LoopState) -> dict[str, Any]:
     """Crafter scores (percent) for the metrics row: ``crafter_score`` from the last evaluation (as the summary),
     ``train_crafter_score`` from every training episode so far, which is how the Crafter benchmark scores an
-    agent (success rates over all episodes within the step budget), and per-achievement training rates."""
+    agent (success rates over all episodes within the step budget), per-achievement training rates, and the
+    return of Crafter's own reward (``episode_return_mean`` includes the intrinsic bonus)."""
     from llmrl.envs.crafter.score import crafter_score
-    from llmrl.rl.callbacks import ACHIEVEMENT_COUNT_PREFIX, ACHIEVEMENT_EPISODES
+    from llmrl.rl.callbacks import ACHIEVEMENT_COUNT_PREFIX, ACHIEVEMENT_EPISODES, ENV_RETURN
 
     runners = result.get("env_runners", {})
     state.train_episodes += int(runners.get(ACHIEVEMENT_EPISODES, 0))
@@ -183,6 +184,7 @@ def crafter_metrics(result: dict[str, Any], state: LoopState) -> dict[str, Any]:
         "crafter_score": crafter_score({n: 100.0 * r for n, r in evaluated.items()}) if evaluated else math.nan,
         "train_crafter_score": crafter_score(train_rates) if state.train_episodes else math.nan,
         "train_episodes": state.train_episodes,
+        "env_return_mean": float(runners.get(ENV_RETURN, math.nan)),
     }
     row.update({f"train_ach/{name}": rate / 100.0 for name, rate in train_rates.items()})
     return row

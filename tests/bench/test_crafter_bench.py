@@ -1,0 +1,45 @@
+"""``llmrl bench crafter``'s bookkeeping on hand-written runs (the training itself is covered by the Crafter
+integration tests)."""
+
+import csv
+import math
+
+import pytest
+
+from llmrl.bench.crafter import aggregate, tables, throughput, write_curves
+from llmrl.envs.crafter.score import ACHIEVEMENTS
+
+
+def record(arm, seed, score, wood):
+    rates = {a: 0.0 for a in ACHIEVEMENTS} | {"collect_wood": wood}
+    return {"arm": arm, "seed": seed, "env_steps": 4096, "wall_s": 60.0,
+            "env_steps_per_s": 70.0 if arm == "off" else 63.0, "train_crafter_score": score, "train_episodes": 20,
+            "train_achievements": rates,
+            "eval_crafter_score": score, "eval_achievements": rates, "env_return_mean": 1.0, "episode_len_mean": 180.0,
+            "teacher_requests": 0.0 if arm == "off" else 50.0, "teacher_llm_calls": 0.0, "run_dir": "x"}
+
+
+def test_throughput_skips_start_up_and_the_evaluating_last_iteration():
+    rows = [{"iter_env_steps": 2048, "iter_s": 100.0}, {"iter_env_steps": 2048, "iter_s": 20.0},
+            {"iter_env_steps": 2048, "iter_s": 30.0}, {"iter_env_steps": 2048, "iter_s": 90.0}]
+    assert throughput(rows) == pytest.approx(4096 / 50.0)
+    assert throughput(rows[:1]) == pytest.approx(20.48)
+
+
+def test_arms_average_over_seeds_and_tables_show_both(tmp_path):
+    records = [record("guided", 0, 3.0, 80.0), record("off", 0, 2.0, 60.0), record("guided", 1, 5.0, 100.0),
+               record("off", 1, 2.0, 40.0)]
+    arms = aggregate(records)
+    assert arms["guided"]["seeds"] == [0, 1]
+    assert arms["guided"]["train_crafter_score"] == pytest.approx(4.0)
+    assert arms["guided"]["train_crafter_score_std"] == pytest.approx(math.sqrt(2.0))
+    assert arms["off"]["train_achievements"]["collect_wood"] == pytest.approx(50.0)
+    text = tables(arms)
+    assert "throughput guided/off: 0.90x" in text
+    assert all(a in text for a in ACHIEVEMENTS)
+    curves = [{"arm": arm, "seed": 0, "iteration": i, "env_steps": 2048 * i, "train_crafter_score": 1.0 * i,
+               "env_return_mean": 0.5 * i} for arm in ("guided", "off") for i in (1, 2)]
+    write_curves(curves, tmp_path)
+    assert (tmp_path / "crafter_curves.png").stat().st_size > 0
+    with (tmp_path / "crafter_curves.csv").open() as f:
+        assert [r["arm"] for r in csv.DictReader(f)] == ["guided", "guided", "off", "off"]
