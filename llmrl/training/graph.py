@@ -87,6 +87,10 @@ def build_graph(cfg: Config) -> Graph:
     from llmrl.rl.algo import build_ppo_config
     from llmrl.training.placement import check_resources, describe, plan_resources
 
+    if cfg.resources.learner_torch_threads > 0:
+        import torch
+
+        torch.set_num_threads(cfg.resources.learner_torch_threads)
     plan = plan_resources(cfg)
     # Fail before anything starts if the cluster cannot hold what the config asks for (no silent hang).
     check_resources(plan, ray.cluster_resources())

@@ -124,7 +124,9 @@ def metrics_row(result: dict[str, Any], state: LoopState, teacher: dict[str, flo
         "env_steps_per_s": iter_steps / iter_s if iter_s > 0 else 0.0,
         "iter_env_steps": iter_steps,
         "iter_s": iter_s,
-        # RLlib's own phase timers: where an iteration's time goes (sampling vs learning vs evaluation).
+        # RLlib's phase timers (sampling / learning / evaluation). RLlib reports them as exponential moving averages
+        # (coefficient 0.01), not this iteration's times: bench.scaling undoes the average, bench.overhead times
+        # sampling itself.
         "sample_s": float(_get(result, "timers", "env_runner_sampling_timer", default=math.nan)),
         "learn_s": float(_get(result, "timers", "learner_update_timer", default=math.nan)),
         "eval_s": float(_get(result, "timers", "evaluation_iteration", default=0.0)),
