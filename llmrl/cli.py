@@ -50,6 +50,13 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _one_line_errors() -> tuple[type[Exception], ...]:
+    from llmrl.teacher.backends import BackendError
+    from llmrl.training.placement import ResourceError
+
+    return (BackendError, ResourceError)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -81,6 +88,9 @@ def main(argv: list[str] | None = None) -> int:
             return 0
     except ConfigError as exc:
         print(f"llmrl: config error: {exc}", file=sys.stderr)
+        return 2
+    except _one_line_errors() as exc:  # a missing model, no vllm, a GPU request the cluster cannot hold
+        print(f"llmrl: {str(exc).splitlines()[0]}", file=sys.stderr)
         return 2
     except FileNotFoundError as exc:
         print(f"llmrl: {exc}", file=sys.stderr)

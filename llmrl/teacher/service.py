@@ -240,6 +240,15 @@ def start_teacher_service(
             lifetime=None,
         )
         handles.append(actor_cls.remote(cfg, seed + i, feedback_actor, namespace))
-    # Fail fast (with the backend's own one-line error) instead of at the first env step.
-    ray.get([h.ping.remote() for h in handles])
+    # Fail fast, with the backend's own one-line error (a missing model, no vllm), instead of at the first env step.
+    try:
+        ray.get([h.ping.remote() for h in handles])
+    except Exception as exc:  # noqa: BLE001 - Ray wraps the constructor's error in an actor-died error
+        from llmrl.teacher.backends import BackendError
+
+        for h in handles:
+            ray.kill(h, no_restart=True)
+        cause = next((line for line in reversed(str(exc).splitlines()) if "BackendError:" in line), None)
+        reason = cause.split("BackendError:", 1)[-1].strip() if cause else f"{type(exc).__name__}: {exc}".splitlines()[0]
+        raise BackendError(f"teacher service could not start: {reason}") from None
     return handles
