@@ -3,31 +3,42 @@
 ``teacher.hf.selection``:
 
 * ``score``: the log-likelihood of each option's continuation ``" <option>\\n"`` after the prompt;
-  ``plan_choice.distribution_from_scores`` turns them into probabilities. Never unparseable. One padded
-  forward pass runs the batch's prompts, a second runs every (prompt, option) pair's option tokens on a copy
-  of its prompt's KV cache, so a prompt is computed once however many options it has (about 3x faster than
-  scoring full sequences at batch 32 on the tiny LM). Models whose cache cannot be copied per row fall back
-  to one padded forward pass over the full (prompt + option) sequences.
+  ``plan_choice.distribution_from_scores`` turns them into probabilities. Never unparseable. Two steps:
+
+  1. the prompt bank's part of the prompt (task description, exemplars, feedback: ``prompting.bank_prefix``),
+     identical for every query of one bank version and most of each prompt's tokens, runs once and its KV
+     cache is kept until the bank changes, so neither a batch nor a series of batches recomputes it;
+  2. one padded forward pass runs, per prompt, its own part (state, options, answer cue) followed by every
+     option's tokens, with an attention mask that keeps the options apart (``_score_packed``), so a prompt is
+     computed once however many options it has and no cache is copied per option.
+
+  Prompts that do not start with the prefix's tokens (left-truncated by ``max_prompt_tokens``, or a
+  tokenizer that merges across the boundary) skip step 1 for that batch. Models whose attention ignores
+  custom masks (flash-attention implementations) or whose cache cannot be copied per row fall back to one
+  padded forward pass over the full (prompt + option) sequences.
 * ``sample`` (LLM4Teach): ``num_samples`` sampled answers per prompt from one batched ``generate``; each is
   parsed with ``prompting.parse_option`` and counted (``plan_choice.distribution_from_samples``).
 
-The model call runs in a worker thread so the teacher actor's event loop keeps accepting queries while the
-model computes; a lock keeps one model call at a time (concurrent calls would only compete for the same
-cores or GPU). ``TeacherQuery.adapter`` is ignored here (LoRA adapters are served by the vLLM backend).
+Model calls run on one worker thread (``merging.CallMerger``), so the teacher actor's event loop keeps
+accepting queries while the model computes, and calls that arrive meanwhile are merged into the next model
+call instead of each waiting its turn (concurrent calls would only compete for the same cores or GPU).
+``TeacherQuery.adapter`` is ignored here (LoRA adapters are served by the vLLM backend).
 """
 
 from __future__ import annotations
 
 import asyncio
+import copy
+import functools
 import inspect
 import logging
 import os
-import threading
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 
 from llmrl.config import HFConfig
 from llmrl.messages import Advice, PromptBankSnapshot, TeacherQuery
 from llmrl.teacher.backends import BackendError
+from llmrl.teacher.backends.merging import CallMerger
 from llmrl.teacher.plan_choice import (
     candidate_continuations,
     distribution_from_samples,
@@ -35,9 +46,13 @@ from llmrl.teacher.plan_choice import (
     split_encode,
     to_advice,
 )
-from llmrl.teacher.prompting import build_prompt
+from llmrl.teacher.prompting import bank_prefix, build_prompt
 
 log = logging.getLogger(__name__)
+
+# Most prompts one merged model call takes: bounds the padded batch's memory (its attention mask grows with
+# prompts x row width x (prefix + row width)) while leaving room for several service batches to merge.
+MAX_PROMPTS_PER_CALL = 128
 
 
 def _one_line(err: BaseException) -> str:
@@ -85,21 +100,30 @@ class HFBackend:
         self._eos_id = self._tok.eos_token_id
         # logits_to_keep skips the vocabulary projection (and its memory) for every prompt position.
         self._has_logits_to_keep = "logits_to_keep" in inspect.signature(self._model.forward).parameters
-        # Scoring shares each prompt's forward pass among its options through a copied KV cache (as beam
-        # search copies caches); a model whose cache cannot be copied that way scores full sequences instead.
-        self._share_prompt = self._has_logits_to_keep
-        # A thread lock, taken inside the worker thread: one model call at a time, whatever event loop calls.
-        self._lock = threading.Lock()
-        self._stats = {"prompts": 0, "batches": 0, "samples": 0, "invalid_outputs": 0}
+        # Packed scoring (all options of a prompt in one row) needs a custom 4D attention mask, which the eager
+        # and SDPA attention implementations honour and e.g. flash-attention ones ignore; others, and models
+        # whose cache cannot be copied per row, score full sequences instead.
+        attn = getattr(self._model.config, "_attn_implementation", None)
+        self._share_prompt = self._has_logits_to_keep and attn in ("sdpa", "eager")
+        self._calls = CallMerger(self._model_call, MAX_PROMPTS_PER_CALL, name="hf-teacher")
+        # (prefix token ids, its KV cache for one row): the bank prefix of the latest batch (step 1 above),
+        # and (prefix text, its token ids, whether the cut after it is clean: None until checked) so an
+        # unchanged bank is neither re-tokenised nor re-checked per batch.
+        self._prefix_kv: tuple[tuple[int, ...], object] | None = None
+        self._prefix_ids: tuple[str, list[int], bool | None] = ("", [], None)
+        self._stats = {"prompts": 0, "batches": 0, "samples": 0, "invalid_outputs": 0, "prefix_reuses": 0,
+                       "prefix_tokens_saved": 0}
 
     async def advise(self, queries: Sequence[TeacherQuery], bank: PromptBankSnapshot) -> list[Advice]:
         if not queries:
             return []
-        prompts = [build_prompt(q, bank) for q in queries]
+        items = [(build_prompt(q, bank), q.options) for q in queries]
         if self._cfg.selection == "sample":
-            samples = await asyncio.to_thread(self._locked, self._sample, prompts)
+            samples = await self._calls(("sample",), items)
         else:
-            scores = await asyncio.to_thread(self._locked, self._score, prompts, [q.options for q in queries])
+            prefix = bank_prefix(bank)
+            # build_prompt joins the bank prefix and the query's part with a blank line; both are shared.
+            scores = await self._calls(("score", f"{prefix}\n\n" if prefix else ""), items)
         self._stats["prompts"] += len(queries)
         self._stats["batches"] += 1
         out = []
@@ -115,41 +139,169 @@ class HFBackend:
             out.append(to_advice(q.options, probs, self.name, bank.version, invalid))
         return out
 
-    def _locked(self, fn, *args):
-        with self._lock:
-            return fn(*args)
+    def _model_call(self, key: Hashable, items: list[tuple[str, tuple[str, ...]]]) -> list:
+        """One model call over merged items (on the merger's thread); calls of one key share the bank prefix."""
+        prompts = [p for p, _ in items]
+        if key[0] == "sample":
+            return self._sample(prompts)
+        return self._score(prompts, [o for _, o in items], key[1])
 
     def _truncate(self, ids: list[int]) -> list[int]:
         # Left truncation: the end of the prompt (state, options, answer cue) matters most.
         limit = self._cfg.max_prompt_tokens
         return ids[-limit:] if len(ids) > limit else ids
 
-    def _score(self, prompts: list[str], options: list[tuple[str, ...]]) -> list[tuple[list[float], list[int]]]:
-        """Per prompt: (sum of continuation token log-probs, continuation token count) for each option."""
-        pair_prompts, pair_conts, owner = [], [], []
-        for i, (prompt, opts) in enumerate(zip(prompts, options)):
-            for cont in candidate_continuations(opts):
-                pair_prompts.append(prompt)
-                pair_conts.append(cont)
-                owner.append(i)
+    def _score(self, prompts: list[str], options: list[tuple[str, ...]],
+               shared_prefix: str = "") -> list[tuple[list[float], list[int]]]:
+        """Per prompt: (sum of continuation token log-probs, continuation token count) for each option.
+
+        ``shared_prefix`` is text every prompt starts with (the bank prefix); "" computes prompts whole.
+        """
         results: list[tuple[list[float], list[int]]] = [([], []) for _ in prompts]
-        if not pair_prompts:
+        active = [i for i, opts in enumerate(options) if opts]
+        if not active:
             return results
-        pairs = [(self._truncate(p), c) for p, c in split_encode(self._tok, pair_prompts, pair_conts)]
-        sums = counts = None
+        conts = [candidate_continuations(options[i]) for i in active]
+        prefix, owns, cont_ids = self._encode([prompts[i] for i in active], conts, shared_prefix)
+        scored = None
         if self._share_prompt:
             try:
-                sums, counts = self._score_shared(pairs, owner, len(prompts))
+                scored = self._score_packed(prefix, owns, cont_ids)
             except (AttributeError, NotImplementedError, TypeError, ValueError) as e:
-                log.info("hf teacher: shared-prompt scoring unavailable for this model (%s); scoring full "
-                         "sequences", _one_line(e))
+                log.info("hf teacher: packed scoring unavailable for this model (%s); scoring full sequences",
+                         _one_line(e))
                 self._share_prompt = False
-        if sums is None:
-            sums, counts = self._score_full(pairs)
-        for r, i in enumerate(owner):
-            results[i][0].append(sums[r] if counts[r] > 0 else float("-inf"))
-            results[i][1].append(int(counts[r]))
+        if scored is None:
+            pairs = [(prefix + own, c) for own, cs in zip(owns, cont_ids) for c in cs]
+            scored = self._score_full(pairs)
+        sums, counts = scored
+        r = 0
+        for i, cs in zip(active, cont_ids):
+            for _ in cs:
+                results[i][0].append(sums[r] if counts[r] > 0 else float("-inf"))
+                results[i][1].append(int(counts[r]))
+                r += 1
         return results
+
+    def _encode(self, prompts: list[str], conts: list[list[str]], shared_prefix: str):
+        """(shared prefix ids, each prompt's ids after the prefix, each option's continuation ids).
+
+        With a usable prefix only the short per-query tails are tokenised (the whole prompts are ~5x longer,
+        and tokenising them per option was a third of a batch's time on the tiny LM). The cut is checked on
+        the first prompt of each new prefix (every tail starts with the same "State:" line, so one check
+        covers them): if the tokenizer reads prefix + tail differently from the whole prompt (a merge across
+        the blank line, or a dummy-prefix space), the prompts are encoded whole and nothing is shared.
+        Prompts longer than ``max_prompt_tokens`` are left-truncated whole, which also drops the sharing.
+        """
+        flat_p = [p for p, cs in zip(prompts, conts) for _ in cs]
+        flat_c = [c for cs in conts for c in cs]
+        prefix: list[int] = []
+        if shared_prefix and all(p.startswith(shared_prefix) for p in prompts):
+            prefix = self._prefix_tokens(shared_prefix)
+            clean = self._prefix_ids[2]
+            if clean is not False:
+                tails = [p[len(shared_prefix):] for p in flat_p]
+                enc = split_encode(functools.partial(self._tok, add_special_tokens=False), tails, flat_c)
+                if clean is None:
+                    clean = prefix + enc[0][0] == list(self._tok(prompts[0])["input_ids"])
+                    self._prefix_ids = (shared_prefix, prefix, clean)
+            if not clean:
+                prefix = []
+        if not prefix:
+            enc = split_encode(self._tok, flat_p, flat_c)
+        owns: list[list[int]] = []
+        cont_ids: list[list[list[int]]] = []
+        k = 0
+        for cs in conts:
+            owns.append(enc[k][0])
+            cont_ids.append([c for _, c in enc[k:k + len(cs)]])
+            k += len(cs)
+        # A prompt must keep at least one token of its own after the prefix: its last one predicts the options.
+        if any(len(prefix) + len(own) > self._cfg.max_prompt_tokens or not own for own in owns):
+            owns, prefix = [self._truncate(prefix + own) for own in owns], []
+        return prefix, owns, cont_ids
+
+    def _prefix_tokens(self, text: str) -> list[int]:
+        if self._prefix_ids[0] != text:
+            self._prefix_ids = (text, list(self._tok(text)["input_ids"]), None)
+        return self._prefix_ids[1]
+
+    def _prefix_cache(self, prefix: list[int], rows: int):
+        """A fresh ``rows``-row copy of the prefix's KV cache, computing the prefix only when it changed."""
+        import torch
+
+        key = tuple(prefix)
+        if self._prefix_kv is None or self._prefix_kv[0] != key:
+            ids = torch.tensor([prefix], dtype=torch.long, device=self._device)
+            out = self._model(input_ids=ids, use_cache=True, logits_to_keep=1)
+            self._prefix_kv = (key, out.past_key_values)
+            self._stats["prefix_tokens_saved"] += len(prefix) * (rows - 1)
+        else:
+            self._stats["prefix_reuses"] += 1
+            self._stats["prefix_tokens_saved"] += len(prefix) * rows
+        # Copy before expanding: reorder_cache replaces the layers' tensors, and the kept one must stay 1 row.
+        cache = copy.deepcopy(self._prefix_kv[1])
+        cache.reorder_cache(torch.zeros(rows, dtype=torch.long, device=self._device))
+        return cache
+
+    def _score_packed(self, prefix: list[int], owns: list[list[int]], cont_ids: list[list[list[int]]]):
+        """One forward pass per batch: row i holds prompt i's own tokens followed by all its options.
+
+        A custom attention mask lets each option see the prefix (from the cache), its prompt and its own
+        earlier tokens, never the other options, and every option's positions start where the prompt ends, so
+        each option is scored exactly as if it followed the prompt alone (tree attention, as in speculative
+        decoding). Per query that is (prompt tail + sum of option lengths) tokens of compute, and no KV cache
+        is copied per option.
+        """
+        import torch
+
+        n_rows, plen = len(owns), len(prefix)
+        rows = [own + [t for c in cs for t in c] for own, cs in zip(owns, cont_ids)]
+        width = max(len(r) for r in rows)
+        ids = torch.full((n_rows, width), self._pad_id, dtype=torch.long)
+        pos = torch.zeros((n_rows, width), dtype=torch.long)
+        allowed = torch.zeros((n_rows, width, plen + width), dtype=torch.bool)
+        allowed[:, :, :plen] = True
+        # Every query sees itself, so padding rows are never fully masked (an all-masked row gives NaN).
+        allowed[:, :, plen:].diagonal(dim1=1, dim2=2).fill_(True)
+        pick_row, pick_col, targets, pair_of = [], [], [], []
+        pair = 0
+        for r, (own, cs, row) in enumerate(zip(owns, cont_ids, rows)):
+            off, n_own = width - len(row), len(own)
+            ids[r, off:] = torch.tensor(row, dtype=torch.long)
+            pos[r, off:off + n_own] = plen + torch.arange(n_own)
+            allowed[r, off:off + n_own, plen + off:plen + off + n_own] = torch.ones(n_own, n_own).tril().bool()
+            start = off + n_own
+            for c in cs:
+                n = len(c)
+                pos[r, start:start + n] = plen + n_own + torch.arange(n)
+                allowed[r, start:start + n, plen + off:plen + off + n_own] = True
+                allowed[r, start:start + n, plen + start:plen + start + n] = torch.ones(n, n).tril().bool()
+                # Option token j is predicted by the position before it: the prompt's last token for j = 0.
+                for j, tok in enumerate(c):
+                    pick_row.append(r)
+                    pick_col.append(start + j - 1 if j else off + n_own - 1)
+                    targets.append(tok)
+                    pair_of.append(pair)
+                start += n
+                pair += 1
+        dev, dtype = self._device, self._model.dtype
+        mask = torch.zeros(allowed.shape, dtype=dtype).masked_fill_(~allowed, torch.finfo(dtype).min)
+        counts = [len(c) for cs in cont_ids for c in cs]
+        # Only the columns from the earliest prompt end onwards are read: skip the rest's vocabulary projection.
+        keep = width - min(pick_col) if pick_col else 1
+        with torch.inference_mode():  # grad mode is per thread: set it in the worker thread itself
+            past = self._prefix_cache(prefix, n_rows) if plen else None
+            logits = self._model(input_ids=ids.to(dev), attention_mask=mask[:, None].to(dev),
+                                 position_ids=pos.to(dev), past_key_values=past, use_cache=plen > 0,
+                                 logits_to_keep=keep).logits
+            sums = torch.zeros(pair, dtype=torch.float32, device=dev)
+            if pick_col:
+                cols = torch.tensor(pick_col) - (width - keep)
+                picked = torch.log_softmax(logits[torch.tensor(pick_row, device=dev), cols.to(dev)].float(), dim=-1)
+                tok_lp = picked.gather(-1, torch.tensor(targets, device=dev)[:, None]).squeeze(-1)
+                sums.index_add_(0, torch.tensor(pair_of, device=dev), tok_lp)
+        return sums.cpu().tolist(), counts
 
     def _left_padded(self, seqs: list[list[int]]):
         """(ids, attention mask, position ids), left-padded so every sequence ends at the last column."""
@@ -164,51 +316,9 @@ class HFBackend:
         # Explicit positions keep real tokens at 0..L-1 whatever the padding (absolute-position models care).
         return ids, mask, (mask.cumsum(-1) - 1).clamp(min=0)
 
-    def _score_shared(self, pairs: list[tuple[list[int], list[int]]], owner: list[int], n_prompts: int):
-        """Each prompt runs once; its KV cache is copied to its options, which then read only their own tokens.
-
-        About (prompt + sum of option lengths) tokens of compute per query instead of (prompt x options); the
-        copied cache costs memory proportional to pairs x prompt length (fine for the small LMs this backend
-        serves; large models belong on vLLM, whose prefix cache shares prompts without copies).
-        """
-        import torch
-
-        prompt_ids: list[list[int]] = [[] for _ in range(n_prompts)]
-        for (p, _), i in zip(pairs, owner):
-            prompt_ids[i] = p
-        conts = [c for _, c in pairs]
-        n, cmax = len(pairs), max(1, max(len(c) for c in conts))
-        dev = self._device
-        ids, mask, pos = self._left_padded(prompt_ids)
-        cand = torch.full((n, cmax), self._pad_id, dtype=torch.long)
-        cmask = torch.zeros((n, cmax), dtype=torch.long)
-        for r, c in enumerate(conts):
-            if c:
-                cand[r, : len(c)] = torch.tensor(c, dtype=torch.long)
-                cmask[r, : len(c)] = 1
-        index = torch.tensor(owner, dtype=torch.long)
-        with torch.inference_mode():  # grad mode is per thread: set it in the worker thread itself
-            first = self._model(input_ids=ids.to(dev), attention_mask=mask.to(dev), position_ids=pos.to(dev),
-                                use_cache=True, logits_to_keep=1)
-            cache = first.past_key_values
-            cache.reorder_cache(index.to(dev))  # one copy of its prompt's cache per (prompt, option) pair
-            first_lp = torch.log_softmax(first.logits[:, -1, :].float(), dim=-1)[index.to(dev)]
-            lengths = mask.sum(-1)[index]
-            out = self._model(
-                input_ids=cand.to(dev), attention_mask=torch.cat([mask[index], cmask], dim=1).to(dev),
-                position_ids=(lengths[:, None] + torch.arange(cmax)[None, :]).to(dev),
-                past_key_values=cache, use_cache=True,
-            )
-            # Option token 0 is predicted by the prompt's last position, token j by option position j - 1.
-            lp = torch.cat([first_lp[:, None, :], torch.log_softmax(out.logits[:, :-1, :].float(), dim=-1)], dim=1)
-            tok_lp = lp.gather(-1, cand.to(dev).unsqueeze(-1)).squeeze(-1)
-            tok_lp = torch.where(cmask.to(dev).bool(), tok_lp, torch.zeros_like(tok_lp))
-            sums = tok_lp.sum(-1).cpu().tolist()
-        return sums, cmask.sum(-1).tolist()
-
     def _score_full(self, pairs: list[tuple[list[int], list[int]]]):
-        """One left-padded forward over every full (prompt + option) sequence; for models without a
-        reorderable KV cache."""
+        """One left-padded forward over every full (prompt + option) sequence; for models that cannot take
+        the packed path."""
         import torch
 
         conts = [c for _, c in pairs]
@@ -255,7 +365,10 @@ class HFBackend:
         return [texts[i * n:(i + 1) * n] for i in range(len(prompts))]
 
     def stats(self) -> dict[str, float]:
-        return {k: float(v) for k, v in self._stats.items()}
+        out = {k: float(v) for k, v in self._stats.items()}
+        out.update(model_calls=float(self._calls.calls), merged_calls=float(self._calls.merged))
+        return out
 
     async def close(self) -> None:
-        return None
+        # Joining waits for a model call in progress; off the event loop, so other coroutines go on meanwhile.
+        await asyncio.to_thread(self._calls.close)
