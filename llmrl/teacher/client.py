@@ -24,8 +24,10 @@ logger = logging.getLogger(__name__)
 
 _COUNTERS = (
     "requests", "local_hits", "remote_calls", "remote_answers", "no_advice", "timeouts", "failures",
-    "skipped_backoff", "stale_served",
+    "unavailable", "skipped_backoff", "stale_served",
 )
+# Service answers that mean "the teacher could not answer now" (not "the LM answered nonsense"): back off.
+_UNAVAILABLE = ("teacher_unavailable", "backend_error", "engine_error")
 
 
 class TeacherClient:
@@ -78,7 +80,11 @@ class TeacherClient:
         self._latest_bank = max(self._latest_bank, advice.bank_version)
         if not advice.has_advice:
             self.counters["no_advice"] += 1
-            if advice.reason in ("teacher_unavailable", "backend_error"):
+            if advice.reason in _UNAVAILABLE:
+                # The replica is up but its backend is not (an unreachable OpenAI endpoint, a dead engine):
+                # back off like a failed call, or every new state would wait out the backend's retries.
+                self.counters["unavailable"] += 1
+                self._retry_at[replica] = time.monotonic() + self.cfg.retry_after_s
                 return self._stale(cached)
         self._cache.put(key, advice)
         return advice if advice.has_advice else None

@@ -148,7 +148,10 @@ def metrics_row(result: dict[str, Any], state: LoopState, teacher: dict[str, flo
         "teacher_invalid_outputs": teacher.get("invalid_outputs", 0.0),
         "teacher_no_advice": teacher.get("no_advice", 0.0),
         "teacher_restarts": state.teacher_restarts,
-        "teacher_fallbacks": client.get("teacher_client/failures", 0.0) + client.get("teacher_client/timeouts", 0.0),
+        # Requests answered "no advice" because of teacher trouble: a failed or timed-out call, an unavailable
+        # backend, or skipped while backing off after one of those.
+        "teacher_fallbacks": sum(client.get(f"teacher_client/{k}", 0.0)
+                                 for k in ("failures", "timeouts", "unavailable", "skipped_backoff")),
         "teacher_client_failures": client.get("teacher_client/failures", 0.0),
         "teacher_client_timeouts": client.get("teacher_client/timeouts", 0.0),
         "teacher_wait_s": client.get("teacher_client/wait_s", 0.0),
@@ -286,6 +289,7 @@ def build_summary(cfg: Config, state: LoopState, row: dict[str, Any], checkpoint
         "teacher_invalid_outputs": row.get("teacher_invalid_outputs", 0.0),
         "teacher_restarts": state.teacher_restarts,
         "teacher_fallbacks": row.get("teacher_fallbacks", 0.0),
+        "teacher_no_advice": row.get("teacher_no_advice", 0.0),
         "distill_coef": finite(row.get("distill_coef", math.nan)),
         "bank_version": row.get("bank_version", 0),
         "checkpoint": str(checkpoint) if checkpoint else None,
