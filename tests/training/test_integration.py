@@ -128,6 +128,11 @@ def test_teacher_killed_mid_training_is_restarted_and_counted(tmp_path):
     def killer():
         deadline = time.monotonic() + 240
         while time.monotonic() < deadline:
+            # Any Ray call before train() has started Ray would start a second Ray (auto-init) and race it;
+            # is_initialized() does not.
+            if not ray.is_initialized():
+                time.sleep(0.2)
+                continue
             try:
                 handle = ray.get_actor("llmrl_teacher", namespace="llmrl")
                 if ray.get(handle.stats.remote(), timeout=5).requests > 5:
