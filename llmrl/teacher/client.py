@@ -41,6 +41,8 @@ class TeacherClient:
         self._pending: dict[tuple, tuple[Any, int, float]] = {}
         self._retry_at = [0.0] * cfg.num_replicas
         self._latest_bank = 0
+        self._bank_probe: Any = None  # in-flight bank_version() call
+        self._bank_probe_at = 0.0
         self.counters = dict.fromkeys(_COUNTERS, 0)
         self.wait_s = 0.0
         self._warned = False
@@ -51,6 +53,7 @@ class TeacherClient:
         import ray
 
         self.counters["requests"] += 1
+        self._probe_bank_version()
         key = query.key()
         cached = self._cache.peek(key)
         if cached is not None and cached.bank_version >= self._latest_bank:
@@ -95,6 +98,29 @@ class TeacherClient:
         return out
 
     # -- internals ---------------------------------------------------------------------------------------
+
+    def _probe_bank_version(self) -> None:
+        """Learn the service's prompt-bank version without blocking; advice cached under an older version is
+        then re-asked (and served stale until the new answer arrives)."""
+        import ray
+
+        if self._bank_probe is not None:
+            ready, _ = ray.wait([self._bank_probe], timeout=0)
+            if not ready:
+                return
+            try:
+                self._latest_bank = max(self._latest_bank, int(ray.get(self._bank_probe)))
+            except Exception:  # noqa: BLE001 - a restarting replica; the next probe will tell
+                pass
+            self._bank_probe = None
+        now = time.monotonic()
+        if now - self._bank_probe_at < self.cfg.bank_refresh_s or now < self._retry_at[0]:
+            return
+        self._bank_probe_at = now
+        try:
+            self._bank_probe = self._handle(0).bank_version.remote()
+        except Exception:  # noqa: BLE001 - actor lookup fails while it is restarting
+            self._bank_probe = None
 
     def _stale(self, cached: Advice | None) -> Advice | None:
         # Advice from an older prompt bank beats no advice while the refresh is under way.

@@ -201,6 +201,12 @@ class TeacherService:
     def ping(self) -> str:
         return self.instance_id
 
+    def bank_version(self) -> int:
+        """The prompt-bank version advice is produced with now. Runners poll it: repeated states are answered
+        from their own caches and never reach the service, so without this a new bank would never be used."""
+        self._maybe_refresh_bank()
+        return self.bank.version
+
     async def add_adapter(self, name: str, path: str) -> bool:
         """Register a LoRA adapter with backends that support it (vLLM); False elsewhere."""
         add = getattr(self.backend, "add_adapter", None)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -51,21 +52,9 @@ def run_episodes(
     }
 
 
-def evaluate_student(checkpoint: Path, episodes: int, greedy: bool = True) -> dict[str, Any]:
-    """Student episodes on evaluation seeds, no teacher (MiniGrid)."""
-    from llmrl.rl.evaluate import load_student, student_action
-
-    cfg = config_of_checkpoint(checkpoint)
-    module = load_student(checkpoint)
-    rng = np.random.default_rng(cfg.run.seed)
-    env = TeacherGuidedEnv(make_task(cfg.env, None), cfg, None, None)
-    return run_episodes(env, cfg, episodes, lambda obs, info: student_action(module, obs, greedy, rng),
-                        {"env": cfg.env.name, "actor": "student"})
-
-
-def evaluate_teacher(cfg: Config, episodes: int) -> dict[str, Any]:
-    """The teacher acting alone: each step takes an action from its advice (sampled from the teacher action
-    distribution); steps without advice take a random action and are counted."""
+@contextmanager
+def teacher_client(cfg: Config) -> Iterator[Any]:
+    """A running teacher service (own local Ray unless one is up) and a client for it; stopped on exit."""
     import ray
 
     from llmrl.teacher.client import TeacherClient
@@ -77,10 +66,42 @@ def evaluate_teacher(cfg: Config, episodes: int) -> dict[str, Any]:
     try:
         namespace = ray.get_runtime_context().namespace
         handles = start_teacher_service(cfg.teacher, cfg.teacher.seed, "", namespace)
-        client = TeacherClient(cfg.teacher, namespace)
-        rng = np.random.default_rng(cfg.run.seed)
+        yield TeacherClient(cfg.teacher, namespace)
+    finally:
+        for h in handles:
+            ray.kill(h, no_restart=True)
+        if started:
+            ray.shutdown()
+
+
+def evaluate_student(checkpoint: Path, episodes: int, greedy: bool = True) -> dict[str, Any]:
+    """Student episodes on evaluation seeds. MiniGrid students act alone; a Crafter student is conditioned on
+    its teacher's sub-goals, so it is evaluated with the teacher it was trained with (as training's evaluation
+    does), the student still choosing every action."""
+    from llmrl.rl.evaluate import load_student, student_action
+
+    cfg = config_of_checkpoint(checkpoint)
+    module = load_student(checkpoint)
+    rng = np.random.default_rng(cfg.run.seed)
+    extra = {"env": cfg.env.name, "actor": "student"}
+
+    def act(obs: Any, info: dict) -> int:
+        return student_action(module, obs, greedy, rng)
+
+    if cfg.env.family == "crafter" and cfg.teacher.backend != "off":
+        with teacher_client(cfg) as client:
+            env = TeacherGuidedEnv(make_task(cfg.env, None), cfg, client, None, seed=cfg.run.seed)
+            return run_episodes(env, cfg, episodes, act, {**extra, "teacher_backend": cfg.teacher.backend})
+    return run_episodes(TeacherGuidedEnv(make_task(cfg.env, None), cfg, None, None), cfg, episodes, act, extra)
+
+
+def evaluate_teacher(cfg: Config, episodes: int) -> dict[str, Any]:
+    """The teacher acting alone: each step takes an action from its advice (sampled from the teacher action
+    distribution); steps without advice take a random action and are counted."""
+    rng = np.random.default_rng(cfg.run.seed)
+    unadvised = 0
+    with teacher_client(cfg) as client:
         env = TeacherGuidedEnv(make_task(cfg.env, None), cfg, client, None, seed=cfg.run.seed)
-        unadvised = 0
 
         def act(obs: Any, info: dict) -> int:
             nonlocal unadvised
@@ -94,8 +115,3 @@ def evaluate_teacher(cfg: Config, episodes: int) -> dict[str, Any]:
                                                        "teacher_backend": cfg.teacher.backend,
                                                        "error_rate": cfg.teacher.error_rate})
         return {**result, "unadvised_steps": unadvised, "teacher_stats": client.stats()}
-    finally:
-        for h in handles:
-            ray.kill(h, no_restart=True)
-        if started:
-            ray.shutdown()

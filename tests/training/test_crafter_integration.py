@@ -67,6 +67,11 @@ def test_tiny_scripted_crafter_run(tmp_path):
     summary = run(tmp_path, "run.name=scripted")
     assert summary["teacher_backend"] == "scripted"
     check_crafter_outputs(summary)
+    # llmrl eval CHECKPOINT: a Crafter student is evaluated with its teacher's sub-goals.
+    from llmrl.training.evaluate import evaluate_student
+
+    result = evaluate_student(Path(summary["checkpoint"]), episodes=1)
+    assert result["episodes"] == 1 and result["teacher_backend"] == "scripted"
 
 
 def test_tiny_hf_crafter_run(tmp_path):

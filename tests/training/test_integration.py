@@ -68,6 +68,9 @@ def test_scripted_run_writes_every_output(scripted_run):
     assert len(metrics) == s["iterations"]
     assert all(r["advised_frac"] > 0 for r in metrics)  # advice reached the learner's loss
     assert Path(s["checkpoint"], "prompt_bank.json").is_file()
+    # The feedback actor's new bank versions reached the teacher, although repeated states never leave the
+    # runner's cache (the runner polls the version).
+    assert s["bank_version"] >= 1
 
 
 def test_resume_continues_steps_lambda_and_bank(scripted_run, tmp_path):
