@@ -79,6 +79,7 @@ class TeacherMonitor:
                     totals[k] += getattr(current, k)
         for k in self.COUNTERS:
             totals[k] += self.state.teacher_totals.get(k, 0.0)
+        totals["replicas_serving"] = float(sum(1 for s in self._last.values() if s.requests > 0))
         return totals
 
     def bank_version(self) -> int:
@@ -148,6 +149,7 @@ def metrics_row(result: dict[str, Any], state: LoopState, teacher: dict[str, flo
         "teacher_invalid_outputs": teacher.get("invalid_outputs", 0.0),
         "teacher_no_advice": teacher.get("no_advice", 0.0),
         "teacher_restarts": state.teacher_restarts,
+        "teacher_replicas_serving": teacher.get("replicas_serving", 0.0),
         # Requests answered "no advice" because of teacher trouble: a failed or timed-out call, an unavailable
         # backend, or skipped while backing off after one of those.
         "teacher_fallbacks": sum(client.get(f"teacher_client/{k}", 0.0)

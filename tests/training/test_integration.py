@@ -157,3 +157,11 @@ def test_teacher_killed_mid_training_is_restarted_and_counted(tmp_path):
     metrics = rows(s["run_dir"])
     assert metrics[-1]["advised_frac"] > 0  # advice resumed after the restart
     assert s["env_steps"] >= 3072  # training went on
+
+
+def test_two_teacher_replicas_share_the_load(tmp_path):
+    # One-entry client caches keep requests flowing to the service; least-pending routing spreads them.
+    s = run(tmp_path, "run.max_env_steps=1024", "teacher.num_replicas=2", "teacher.routing=least_pending",
+            "teacher.client_cache_size=1", "run.name=replicas")
+    assert s["teacher_llm_calls"] > 0
+    assert rows(s["run_dir"])[-1]["teacher_replicas_serving"] == 2
