@@ -48,3 +48,28 @@ def mixed_queries() -> list[TeacherQuery]:
                      CRAFTER_OPTIONS, context="Recent sub-goals: collect wood, collect wood."),
         TeacherQuery("crafter", "Crafter", "You see water.", CRAFTER_OPTIONS[:1]),
     ]
+
+
+@pytest.fixture
+def reference_scores():
+    """Sum of option-token log-probs from one unpadded forward per (prompt, option): the definition that the hf
+    backend's batched, prefix-sharing paths must reproduce."""
+    return _reference_scores
+
+
+def _reference_scores(backend, prompts, options):
+    """Sum of option-token log-probs from one unpadded forward per (prompt, option): the definition."""
+    import torch
+
+    from llmrl.teacher.plan_choice import candidate_continuations, split_encode
+
+    out = []
+    for prompt, opts in zip(prompts, options):
+        row = []
+        for (p, c) in split_encode(backend._tok, [prompt] * len(opts), candidate_continuations(opts)):
+            with torch.inference_mode():
+                logits = backend._model(input_ids=torch.tensor([p + c])).logits[0]
+            lp = torch.log_softmax(logits[len(p) - 1:-1].float(), dim=-1)
+            row.append(float(lp.gather(-1, torch.tensor(c)[:, None]).sum()))
+        out.append(row)
+    return out

@@ -41,30 +41,14 @@ def test_score_batched_equals_one_at_a_time(score_backend, bank, mixed_queries):
         assert single.probs == pytest.approx(b.probs, abs=1e-5)
 
 
-def _reference_scores(backend, prompts, options):
-    """Sum of option-token log-probs from one unpadded forward per (prompt, option): the definition."""
-    import torch
-
-    from llmrl.teacher.plan_choice import candidate_continuations, split_encode
-
-    out = []
-    for prompt, opts in zip(prompts, options):
-        row = []
-        for (p, c) in split_encode(backend._tok, [prompt] * len(opts), candidate_continuations(opts)):
-            with torch.inference_mode():
-                logits = backend._model(input_ids=torch.tensor([p + c])).logits[0]
-            lp = torch.log_softmax(logits[len(p) - 1:-1].float(), dim=-1)
-            row.append(float(lp.gather(-1, torch.tensor(c)[:, None]).sum()))
-        out.append(row)
-    return out
-
-
-def test_shared_prompt_and_full_scoring_match_the_definition(tiny_lm_dir, score_backend, bank, mixed_queries):
+def test_shared_prompt_and_full_scoring_match_the_definition(
+    tiny_lm_dir, score_backend, bank, mixed_queries, reference_scores
+):
     from llmrl.teacher.prompting import build_prompt
 
     prompts = [build_prompt(q, bank) for q in mixed_queries]
     options = [q.options for q in mixed_queries]
-    reference = _reference_scores(score_backend, prompts, options)
+    reference = reference_scores(score_backend, prompts, options)
     full = HFBackend(HFConfig(model=tiny_lm_dir))
     full._share_prompt = False
     assert score_backend._share_prompt

@@ -12,24 +12,6 @@ from llmrl.teacher.backends.hf import HFBackend
 from llmrl.teacher.prompting import bank_prefix, build_prompt
 
 
-def _reference_scores(backend, prompts, options):
-    """Sum of option-token log-probs from one unpadded forward per (prompt, option): the definition."""
-    import torch
-
-    from llmrl.teacher.plan_choice import candidate_continuations, split_encode
-
-    out = []
-    for prompt, opts in zip(prompts, options):
-        row = []
-        for (p, c) in split_encode(backend._tok, [prompt] * len(opts), candidate_continuations(opts)):
-            with torch.inference_mode():
-                logits = backend._model(input_ids=torch.tensor([p + c])).logits[0]
-            lp = torch.log_softmax(logits[len(p) - 1:-1].float(), dim=-1)
-            row.append(float(lp.gather(-1, torch.tensor(c)[:, None]).sum()))
-        out.append(row)
-    return out
-
-
 @pytest.fixture
 def backend(tiny_lm_dir):
     return HFBackend(HFConfig(model=tiny_lm_dir))
@@ -39,10 +21,10 @@ def _shared(bank):
     return bank_prefix(bank) + "\n\n"
 
 
-def test_shared_prefix_scores_match_the_definition(backend, bank, mixed_queries):
+def test_shared_prefix_scores_match_the_definition(backend, bank, mixed_queries, reference_scores):
     prompts = [build_prompt(q, bank) for q in mixed_queries]
     options = [q.options for q in mixed_queries]
-    reference = _reference_scores(backend, prompts, options)
+    reference = reference_scores(backend, prompts, options)
     for _ in range(2):  # the second call reuses the kept prefix cache
         got = backend._score(prompts, options, _shared(bank))
         for (sums, _), ref in zip(got, reference):
@@ -52,17 +34,17 @@ def test_shared_prefix_scores_match_the_definition(backend, bank, mixed_queries)
     assert stats["prefix_tokens_saved"] > 0
 
 
-def test_prefix_is_recomputed_when_the_bank_changes(backend, bank, mixed_queries):
+def test_prefix_is_recomputed_when_the_bank_changes(backend, bank, mixed_queries, reference_scores):
     asyncio.run(backend.advise(mixed_queries, bank))
     newer = dataclasses.replace(bank, version=bank.version + 1, feedback_lines=("plan explore failed 0/3 times",))
     prompts = [build_prompt(q, newer) for q in mixed_queries]
-    reference = _reference_scores(backend, prompts, [q.options for q in mixed_queries])
+    reference = reference_scores(backend, prompts, [q.options for q in mixed_queries])
     out = backend._score(prompts, [q.options for q in mixed_queries], _shared(newer))
     assert [s for s, _ in out] == [pytest.approx(r, abs=1e-4) for r in reference]
     assert backend.stats()["prefix_reuses"] == 0
 
 
-def test_a_prefix_that_cuts_a_token_is_not_shared(backend, bank, mixed_queries):
+def test_a_prefix_that_cuts_a_token_is_not_shared(backend, bank, mixed_queries, reference_scores):
     # Cutting mid-word makes prefix + tail tokenise differently from the whole prompt: no sharing, same scores.
     prompts = [build_prompt(q, bank) for q in mixed_queries]
     options = [q.options for q in mixed_queries]
@@ -71,7 +53,7 @@ def test_a_prefix_that_cuts_a_token_is_not_shared(backend, bank, mixed_queries):
     assert prefix == []
     assert owns[0] == list(backend._tok(prompts[0])["input_ids"])
     got = backend._score(prompts, options, cut)
-    reference = _reference_scores(backend, prompts, options)
+    reference = reference_scores(backend, prompts, options)
     assert [s for s, _ in got] == [pytest.approx(r, abs=1e-4) for r in reference]
 
 
