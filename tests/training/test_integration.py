@@ -31,6 +31,9 @@ TINY = [
     "resources.num_envs_per_env_runner=2",
     "feedback.publish_every=2",
     "feedback.flush_every=1",
+    # Runs last seconds: poll the prompt-bank version on every request rather than every 2 s, so that new bank
+    # versions reach the teacher within the run whatever the machine's speed.
+    "teacher.bank_refresh_s=0",
 ]
 SUMMARY_KEYS = {
     "env", "teacher_backend", "env_steps", "wall_s", "env_steps_per_s", "eval_success", "eval_return",
