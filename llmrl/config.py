@@ -329,6 +329,9 @@ def validate(cfg: Config) -> Config:
             raise ConfigError(f"{key}: must be > 0, got {v!r}")
         if key in _UNIT_INTERVAL and not 0.0 <= v <= 1.0:
             raise ConfigError(f"{key}: must be within [0, 1], got {v!r}")
+    if cfg.env.name in MINIGRID_TASKS[:3] and cfg.env.room_min < 5:
+        # A smaller room cannot hold the wall door, the key and the agent with room to move.
+        raise ConfigError(f"env.room_min: must be >= 5 for {cfg.env.name}, got {cfg.env.room_min}")
     if cfg.env.room_min > cfg.env.room_max:
         raise ConfigError(f"env.room_min: must be <= env.room_max ({cfg.env.room_max}), got {cfg.env.room_min}")
     if cfg.ppo.minibatch_size > cfg.ppo.train_batch_size:

@@ -41,6 +41,9 @@ class Guidable(Protocol):
     def option_progress(self, option: str) -> tuple[int, int]:
         """(steps of ``option`` already done in the current state, total steps)."""
 
+    def begin_option(self, option: str) -> None:
+        """``option`` becomes the one being followed (Crafter: baseline for completion, sub-goal in the obs)."""
+
     def success(self) -> bool:
         """Whether the episode so far counts as a success (MiniGrid: task solved)."""
 

@@ -23,6 +23,7 @@ def test_defaults_and_overrides_are_typed():
         ("teacher=3", "teacher"),
         ("teacher.backend=hf", "teacher.hf.model"),
         ("env.room_min=11", "env.room_min"),
+        ("env.room_min=4", "env.room_min"),
         ("garbage", "expected key=value"),
     ],
 )

@@ -129,7 +129,8 @@ class RoomDoorKeyEnv(MiniGridEnv):
         return self._rand_elem(COLOR_NAMES)
 
     def _place_contents(self, top: tuple[int, int], size: tuple[int, int]) -> None:
-        raise NotImplementedError
+        """Abstract: each task (SimpleDoorKey, LavaDoorKey, ColoredDoorKey) places its own keys and lava."""
+        raise NotImplementedError(f"{type(self).__name__} must place its contents")
 
     def _matching_key(self) -> Key:
         return next(k for k in self.keys if k.color == self.door.color)
