@@ -59,6 +59,14 @@ def plan(text):
         (state("grass adjacent north", vitals=(9, 9, 9, 5), sleeping=True), "wake up"),
         (state("tree near east, grass adjacent north", done=""), "collect sapling"),  # cheap achievement first
         (state("tree near east, grass adjacent north", "sapling 1", done="collect sapling"), "place plant"),
+        # One nap unlocks "wake up": taken as soon as energy dips, before the tech tree, but never under threat
+        # and never again once unlocked.
+        (state("tree near east, grass adjacent north", vitals=(9, 9, 9, 8)), "wake up"),
+        (state("cow near east, grass adjacent north", vitals=(9, 9, 9, 8), done="collect sapling, place plant, "
+               "drink water"), "eat cow"),  # a target in sight comes first: it may be gone later
+        (state("skeleton far east, tree near west, grass adjacent north", vitals=(9, 9, 9, 8)), "defeat skeleton"),
+        (state("tree near east, grass adjacent north", vitals=(9, 9, 9, 8), done=SIDE + ", wake up"),
+         "collect wood"),
     ],
 )
 def test_planner_rules(text, expected):
