@@ -152,6 +152,11 @@ class FeedbackConfig:
     max_exemplars: int = 3  # exemplars from successful episodes kept in the bank
     max_feedback_lines: int = 8  # "in state S, plan P succeeded k/n times" lines kept in the bank
     min_trials: int = 3  # trials before a (state, option) pair earns a feedback line
+    # What makes a trial (one piece of advice while it held) a success, for the bank's statistics (feedback
+    # lines, per-sub-goal rates, teacher.reweight_by_success): "plan" = the student completed the advised plan;
+    # "episode" = it completed the plan and the episode then succeeded (task credit: easy plans that do not
+    # serve the task stop scoring; needs a task with a success signal, e.g. MiniGrid).
+    credit: str = "plan"
     max_tracked_states: int = 5000  # bound on (state, option) statistics kept; least recently seen are dropped
     flush_every: int = 8  # episodes a runner buffers before sending summaries
     max_restarts: int = 10  # Ray restarts of the feedback actor (bounded); the loop re-seeds it from checkpoints
@@ -235,6 +240,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "teacher.hf.selection": ("score", "sample"),
     "teacher.vllm.selection": ("choice", "score"),
     "teacher.openai.selection": ("sample", "choice"),
+    "feedback.credit": ("plan", "episode"),
 }
 _NON_NEGATIVE = {
     "teacher.error_rate", "teacher.max_wait_ms", "teacher.advice_timeout_s", "teacher.retry_after_s", "teacher.bank_refresh_s", "feedback.max_restarts",

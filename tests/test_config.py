@@ -24,6 +24,7 @@ def test_defaults_and_overrides_are_typed():
         ("teacher.backend=hf", "teacher.hf.model"),
         ("env.room_min=11", "env.room_min"),
         ("env.room_min=4", "env.room_min"),
+        ("feedback.credit=advantage", "feedback.credit: must be one of plan, episode"),
         ("garbage", "expected key=value"),
     ],
 )

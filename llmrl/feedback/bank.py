@@ -1,14 +1,20 @@
 """The prompt bank: what the student's episodes teach the teacher, as versioned snapshots.
 
-Success definition (used for every statistic here):
-    A *trial* is one ``AdviceOutcome``: one piece of advice while it was in force. The trial *succeeds* when the
-    student completed every step of the advised option while that advice held, ``steps_completed >=
-    steps_total``. This credits the advice itself, not whatever else happened later in the episode: in Crafter an
-    outcome for "collect wood" succeeds when wood was collected before the teacher moved on, and in MiniGrid a
-    plan "go to key, pick up key" succeeds when the key was picked up in the state the plan was given for.
-    Outcomes with ``steps_total <= 0`` carry no progress measure and are not trials (they are counted in
-    ``ignored_outcomes``). Episode-level success (``EpisodeSummary.success``) counts separately: it selects
-    exemplars and feeds the episode success rate.
+Success definition (used for every statistic here), chosen by ``feedback.credit``:
+    A *trial* is one ``AdviceOutcome``: one piece of advice while it was in force. Outcomes with ``steps_total
+    <= 0`` carry no progress measure and are not trials (they are counted in ``ignored_outcomes``).
+
+    * ``credit="plan"``: the trial *succeeds* when the student completed every step of the advised option while
+      that advice held, ``steps_completed >= steps_total``. This credits the advice itself, not whatever else
+      happened later in the episode: in Crafter an outcome for "collect wood" succeeds when wood was collected
+      before the teacher moved on, and in MiniGrid a plan "go to key, pick up key" succeeds when the key was
+      picked up in the state the plan was given for. Its blind spot: a plan that is easy to complete but does
+      not serve the task ("explore", "drop key") scores well (measured: docs/benchmarks/feedback.md).
+    * ``credit="episode"``: the plan was completed *and* the episode it belongs to succeeded
+      (``EpisodeSummary.success``), a Monte-Carlo task credit: only plans on the way to success score.
+
+    Episode-level success also selects exemplars (completed advice in successful episodes) and feeds the
+    episode success rate, whatever the credit.
 
 Publishing: statistics change with every recorded episode, but a new snapshot is published (and ``version``
 incremented) only after every ``publish_every``-th episode, because every version invalidates the teacher's
@@ -33,9 +39,15 @@ from llmrl.messages import AdviceOutcome, EpisodeSummary, OptionStat, PromptBank
 STATE_DICT_FORMAT = 1
 
 
-def trial_succeeded(outcome: AdviceOutcome) -> bool:
+CREDITS = ("plan", "episode")
+
+
+def trial_succeeded(outcome: AdviceOutcome, episode_success: bool = True, credit: str = "plan") -> bool:
     """The module's success definition for one piece of advice (see the module docstring)."""
-    return outcome.steps_total > 0 and outcome.steps_completed >= outcome.steps_total
+    if credit not in CREDITS:
+        raise ValueError(f"credit must be one of {', '.join(CREDITS)}, got {credit!r}")
+    completed = outcome.steps_total > 0 and outcome.steps_completed >= outcome.steps_total
+    return completed and (episode_success or credit == "plan")
 
 
 def exemplar_text(state_text: str, option: str) -> str:
@@ -50,7 +62,7 @@ def feedback_line(state_text: str, option: str, successes: int, trials: int) -> 
 class _PairStat:
     successes: int = 0
     trials: int = 0
-    wins: int = 0  # successful trials inside successful episodes: the evidence that makes an exemplar
+    wins: int = 0  # completed trials inside successful episodes: the evidence that makes an exemplar
     last_episode: int = 0  # episode number of the latest update, to prefer recent exemplars on ties
 
     def estimate(self) -> float:
@@ -87,6 +99,8 @@ class PromptBank:
     """
 
     def __init__(self, cfg: FeedbackConfig, task_description: str, embed: Embedder | None = None) -> None:
+        if cfg.credit not in CREDITS:
+            raise ValueError(f"feedback.credit: must be one of {', '.join(CREDITS)}, got {cfg.credit!r}")
         self.cfg = cfg
         self.task_description = task_description
         self._embed = embed
@@ -123,7 +137,8 @@ class PromptBank:
             if outcome.steps_total <= 0:
                 self._ignored_outcomes += 1
                 continue
-            ok = trial_succeeded(outcome)
+            completed = trial_succeeded(outcome)
+            ok = trial_succeeded(outcome, s.success, self.cfg.credit)
             key = (outcome.state_text, outcome.option)
             stat = self._pairs.get(key)
             if stat is None:
@@ -132,7 +147,7 @@ class PromptBank:
                 self._pairs.move_to_end(key)
             stat.trials += 1
             stat.successes += int(ok)
-            stat.wins += int(ok and s.success)
+            stat.wins += int(completed and s.success)
             stat.last_episode = self._episodes
             totals = self._options.get(outcome.option)
             if totals is None:

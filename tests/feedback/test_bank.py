@@ -37,6 +37,35 @@ def test_success_definition():
     assert not trial_succeeded(outcome(S_KEY, GET_KEY, 0, 0))
 
 
+def test_episode_credit_needs_the_episode_to_succeed():
+    done = outcome(S_KEY, GET_KEY, 2, 2)
+    assert trial_succeeded(done, episode_success=False, credit="plan")
+    assert not trial_succeeded(done, episode_success=False, credit="episode")
+    assert trial_succeeded(done, episode_success=True, credit="episode")
+    assert not trial_succeeded(outcome(S_KEY, GET_KEY, 1, 2), episode_success=True, credit="episode")
+    with pytest.raises(ValueError, match="credit"):
+        trial_succeeded(done, credit="advantage")
+    with pytest.raises(ValueError, match="feedback.credit"):
+        PromptBank(cfg(credit="advantage"), TASK)
+
+
+def test_episode_credit_stops_crediting_easy_plans_of_failed_episodes():
+    # "explore" is completed every time but only the episodes that went for the key succeed: plan credit
+    # rates explore best, task credit rates the key plan best.
+    episodes = [episode(False, outcome(S_KEY, EXPLORE, 1, 1)) for _ in range(4)]
+    episodes += [episode(True, outcome(S_KEY, GET_KEY, 2)), episode(False, outcome(S_KEY, GET_KEY, 1))]
+    rates = {}
+    for credit in ("plan", "episode"):
+        bank = PromptBank(cfg(credit=credit, publish_every=len(episodes)), TASK)
+        bank.record(episodes)
+        stats = bank.snapshot().success_lookup()
+        rates[credit] = {o: stats[(S_KEY, o)].success_estimate for o in (EXPLORE, GET_KEY)}
+        assert bank.snapshot().exemplars == (f"State: {S_KEY}\nPlan: {GET_KEY}",)  # same evidence either way
+    assert rates["plan"][EXPLORE] > rates["plan"][GET_KEY]
+    assert rates["episode"][GET_KEY] > rates["episode"][EXPLORE]
+    assert rates["episode"] == {EXPLORE: pytest.approx(1 / 6), GET_KEY: pytest.approx(2 / 4)}
+
+
 def test_record_aggregates_pairs_and_laplace_estimates():
     bank = PromptBank(cfg(publish_every=3), TASK)
     n = bank.record([
