@@ -14,7 +14,8 @@ one-at-a-time baseline (concurrency 1, max batch 1) is always measured in the sa
 States are real MiniGrid state texts and admissible options (``envs.minigrid``), over colours so that
 there are ~10^5 distinct ones. The prompt bank is SimpleDoorKey's task description with three exemplars and
 four feedback lines, as the feedback actor publishes mid-training. The hf backend runs a tiny Llama built
-locally (``teacher.tiny_lm``) on CPU, in score mode.
+locally (``teacher.tiny_lm``) on CPU, in score mode. For hf, a last table times the backend alone (in this
+process, no Ray) at each batch size: the most batching can give the service on this machine.
 """
 
 from __future__ import annotations
@@ -236,6 +237,45 @@ def _row(backend: str, batch: int, concurrency: int, states: str, point: Point, 
     }
 
 
+def backend_alone(lm: str, batch_sizes: Sequence[int], requests: int,
+                  states: Iterator[tuple[str, tuple[str, ...]]]) -> list[dict[str, Any]]:
+    """The hf backend called directly, in this process (no Ray, no service): ms per query against the batch
+    size, over distinct states. The service cannot beat its backend, so this bounds what batching can give:
+    ``speedup`` is batch 1's ms per query over batch b's (1.0 when the model's work grows with the batch)."""
+    from llmrl.config import HFConfig
+    from llmrl.teacher.backends.hf import HFBackend
+
+    backend = HFBackend(HFConfig(model=lm, device="cpu"))
+    bank = bench_bank()
+    sizes = sorted({1, *batch_sizes})
+
+    async def run() -> list[dict[str, Any]]:
+        out = []
+        try:
+            await backend.advise(_queries(states, 4), bank)  # untimed: computes the bank prefix's KV cache
+            for b in sizes:
+                n = max(b, requests // b * b)
+                queries = _queries(states, n)
+                t0 = time.perf_counter()
+                for i in range(0, n, b):
+                    await backend.advise(queries[i:i + b], bank)
+                dt = time.perf_counter() - t0
+                out.append({"batch": b, "queries": n, "ms_per_batch": 1e3 * dt * b / n, "ms_per_query": 1e3 * dt / n})
+        finally:
+            await backend.close()
+        return out
+
+    rows = asyncio.run(run())
+    for r in rows:
+        r["speedup"] = rows[0]["ms_per_query"] / r["ms_per_query"]
+    return rows
+
+
+def backend_alone_table(rows: list[dict[str, Any]]) -> str:
+    keys = ["batch", "queries", "ms_per_batch", "ms_per_query", "speedup"]
+    return markdown_table(["batch", "queries", "ms/batch", "ms/query", "speedup"], [[r[k] for k in keys] for r in rows])
+
+
 def _teacher_config(backend: str, batch: int, args: argparse.Namespace, lm: str):
     from llmrl.config import HFConfig, TeacherConfig
 
@@ -318,6 +358,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     speedups(rows)
     table = results_table(rows)
     write_csv(rows, out / "teacher.csv")
+    if "hf" in args.backends:
+        import torch
+
+        alone = backend_alone(lm, args.batch_sizes, args.requests, states)
+        table += (f"\n\nhf backend alone (in-process, no Ray; torch threads {torch.get_num_threads()}):\n\n"
+                  + backend_alone_table(alone))
     verdicts = []
     for backend in args.backends:
         best = best_batched(rows, backend)

@@ -1,4 +1,5 @@
-"""The pure parts of ``llmrl bench teacher``: argument parsing, the point grid, percentiles, tables, states."""
+"""The parts of ``llmrl bench teacher`` that run without Ray: argument parsing, the point grid, percentiles, tables,
+states, and the hf backend timed alone on a tiny local LM."""
 
 from __future__ import annotations
 
@@ -133,3 +134,17 @@ def test_fire_keeps_the_asked_concurrency(concurrency, per_call):
     assert handle.peak == min(concurrency, math.ceil(len(queries) / per_call))
     assert sorted(q for call in handle.calls for q in call) == queries
     assert all(len(call) <= per_call for call in handle.calls)
+
+
+def test_backend_alone_times_the_real_hf_backend_per_batch_size(tmp_path):
+    from llmrl.teacher.tiny_lm import build_tiny_lm
+
+    lm = str(build_tiny_lm(tmp_path / "lm", seed=0))
+    rows = tb.backend_alone(lm, [4, 2], requests=8, states=tb.state_stream(0))
+    assert [r["batch"] for r in rows] == [1, 2, 4]  # batch 1, the reference, always first
+    assert [r["queries"] for r in rows] == [8, 8, 8]
+    assert rows[0]["speedup"] == 1.0
+    for r in rows:
+        assert r["ms_per_query"] > 0 and r["ms_per_batch"] == pytest.approx(r["ms_per_query"] * r["batch"])
+    table = tb.backend_alone_table(rows)
+    assert table.count("\n") == len(rows) + 1 and "ms/query" in table
