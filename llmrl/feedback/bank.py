@@ -92,6 +92,11 @@ def _snapshot_from_dict(d: dict[str, Any], task_description: str) -> PromptBankS
     )
 
 
+def saved_credit(d: dict[str, Any]) -> str:
+    """The credit a ``state_dict()`` was counted with (banks saved before the field existed used "plan")."""
+    return str(d.get("credit", "plan"))
+
+
 class PromptBank:
     """Aggregates ``EpisodeSummary`` s into a versioned ``PromptBankSnapshot`` (pure Python, no Ray).
 
@@ -281,6 +286,7 @@ class PromptBank:
         restored bank serves the same content under the same version as before."""
         return {
             "format": STATE_DICT_FORMAT,
+            "credit": self.cfg.credit,
             "task_description": self.task_description,
             "episodes": self._episodes,
             "successes": self._successes,
@@ -297,6 +303,11 @@ class PromptBank:
         """Rebuild a bank from ``state_dict()``; ``cfg`` may differ from the saved run's (bounds are re-applied)."""
         if d.get("format") != STATE_DICT_FORMAT:
             raise ValueError(f"prompt bank state: unsupported format {d.get('format')!r}")
+        saved = saved_credit(d)
+        if saved != cfg.credit:
+            # Counts made under one success definition would silently mix with the other's.
+            raise ValueError(f"feedback.credit: the saved prompt bank counted successes with credit={saved}; "
+                             f"resume with feedback.credit={saved} or start a new run")
         bank = cls(cfg, d["task_description"], embed)
         bank._episodes = int(d["episodes"])
         bank._successes = int(d["successes"])

@@ -11,6 +11,9 @@ import shutil
 from pathlib import Path
 from typing import Any, TypeVar
 
+from llmrl.config import ConfigError
+from llmrl.feedback.bank import saved_credit
+
 logger = logging.getLogger(__name__)
 
 LOOP_STATE = "llmrl_state.json"
@@ -44,8 +47,14 @@ def load_checkpoint(path: Path, graph: Any, state_cls: type[S]) -> S:
 
     if not (path / LOOP_STATE).is_file():
         raise FileNotFoundError(f"run.resume: '{path}' is not an llmrl checkpoint (no {LOOP_STATE})")
-    graph.algo.restore_from_path(str((path / ALGO_DIR).resolve()))
     bank_file = path / BANK_STATE
-    if graph.feedback is not None and bank_file.is_file():
-        ray.get(graph.feedback.load_state_dict.remote(json.loads(bank_file.read_text())))
+    bank = json.loads(bank_file.read_text()) if graph.feedback is not None and bank_file.is_file() else None
+    if bank is not None and saved_credit(bank) != graph.cfg.feedback.credit:
+        # Checked before anything is restored: counts under two success definitions must not mix.
+        saved = saved_credit(bank)
+        raise ConfigError(f"feedback.credit: the checkpoint's prompt bank counted successes with credit={saved}; "
+                          f"resume with feedback.credit={saved} or start a new run")
+    graph.algo.restore_from_path(str((path / ALGO_DIR).resolve()))
+    if bank is not None:
+        ray.get(graph.feedback.load_state_dict.remote(bank))
     return state_cls(**json.loads((path / LOOP_STATE).read_text()))

@@ -210,6 +210,18 @@ def test_state_dict_round_trip():
         PromptBank.from_state_dict(c, {**d, "format": 99})
 
 
+def test_state_dict_keeps_its_credit_and_refuses_to_mix_credits():
+    bank = PromptBank(cfg(credit="episode"), TASK)
+    bank.record([episode(False, outcome(S_KEY, GET_KEY, 2))])
+    d = json.loads(json.dumps(bank.state_dict()))
+    assert d["credit"] == "episode"
+    assert PromptBank.from_state_dict(cfg(credit="episode"), d).option_stat(S_KEY, GET_KEY).trials == 1
+    with pytest.raises(ValueError, match="feedback.credit=episode"):
+        PromptBank.from_state_dict(cfg(credit="plan"), d)
+    legacy = {k: v for k, v in d.items() if k != "credit"}  # saved before the field existed: plan credit
+    assert PromptBank.from_state_dict(cfg(credit="plan"), legacy).episodes == 1
+
+
 def test_from_state_dict_reapplies_smaller_bound():
     bank = PromptBank(cfg(), TASK)
     bank.record([episode(False, outcome(f"s{i}", GET_KEY, 0)) for i in range(10)])

@@ -1,0 +1,39 @@
+"""``load_checkpoint``'s checks that run before anything is restored (no Ray needed: they fail first)."""
+
+import json
+from types import SimpleNamespace
+
+import pytest
+
+from llmrl.config import Config, ConfigError
+from llmrl.training.checkpoint import BANK_STATE, LOOP_STATE, load_checkpoint
+
+
+class _Algo:
+    """Stands in for the RLlib algorithm, to see whether a restore was attempted."""
+
+    def __init__(self):
+        self.restored = []
+
+    def restore_from_path(self, path):
+        self.restored.append(path)
+
+
+def _graph(credit: str) -> SimpleNamespace:
+    cfg = Config()
+    cfg.feedback.credit = credit
+    return SimpleNamespace(cfg=cfg, algo=_Algo(), feedback=object())
+
+
+def test_not_a_checkpoint(tmp_path):
+    with pytest.raises(FileNotFoundError, match="run.resume"):
+        load_checkpoint(tmp_path, _graph("plan"), dict)
+
+
+def test_resuming_with_another_credit_is_a_config_error_before_any_restore(tmp_path):
+    (tmp_path / LOOP_STATE).write_text(json.dumps({}))
+    (tmp_path / BANK_STATE).write_text(json.dumps({"format": 1, "credit": "episode"}))
+    graph = _graph("plan")
+    with pytest.raises(ConfigError, match="feedback.credit: .*credit=episode"):
+        load_checkpoint(tmp_path, graph, dict)
+    assert graph.algo.restored == []
