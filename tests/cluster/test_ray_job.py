@@ -42,8 +42,8 @@ def _free_port() -> int:
 def _ray_cli() -> str:
     # The venv's own ``ray``, so the head and the job's driver run the interpreter the tests run.
     path = Path(sys.executable).with_name("ray")
-    if not path.exists():
-        pytest.skip(f"no ray CLI next to {sys.executable}")
+    # ray[default] is a dependency: a missing CLI is a broken install, which this test must report.
+    assert path.exists(), f"no ray CLI next to {sys.executable}"
     return str(path)
 
 
@@ -51,7 +51,7 @@ def _require_job_server() -> None:
     try:
         import aiohttp  # noqa: F401 - the dashboard's job server needs ray[default]
     except ImportError:
-        pytest.skip("the Ray job server needs ray[default] (pip install 'ray[default]==2.60.0')")
+        raise AssertionError("the Ray job server needs ray[default], a dependency of llmrl: reinstall llmrl") from None
 
 
 class Head:

@@ -60,7 +60,8 @@ def _stats_after_restart(ray, handle, attempts: int = 100) -> dict[str, float]:
 
 @pytest.fixture
 def local_ray():
-    ray = pytest.importorskip("ray")
+    import ray
+
     ray.init(num_cpus=1, include_dashboard=False, object_store_memory=80 * 1024 * 1024, namespace="llmrl_test")
     try:
         yield ray

@@ -23,8 +23,6 @@ from llmrl.messages import PromptBankSnapshot, TeacherQuery
 from llmrl.teacher.backends import BackendError
 from llmrl.teacher.backends.openai_backend import OpenAIBackend, redact_url
 
-pytest.importorskip("httpx")
-
 OPTIONS = ("explore", "go to key, pick up key", "go to door, open door")
 QUERY = TeacherQuery("minigrid", "SimpleDoorKey", "Agent sees <key>, holds <nothing>.", OPTIONS)
 BANK = PromptBankSnapshot(version=4, task_description="Open the door.")

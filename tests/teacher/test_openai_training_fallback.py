@@ -34,7 +34,6 @@ def _closed_port() -> int:
 
 
 def test_unreachable_openai_endpoint_falls_back_without_hanging(tmp_path, capfd):
-    pytest.importorskip("httpx")
     cfg = load_config(CONFIG, [
         "teacher.backend=openai", f"teacher.openai.base_url=http://127.0.0.1:{_closed_port()}/v1",
         "teacher.openai.model=x", "teacher.openai.timeout_s=0.5", "teacher.openai.max_retries=1",

@@ -21,6 +21,11 @@ class BackendError(RuntimeError):
     """A backend cannot be built (model missing, optional dependency absent, bad setting). One-line message."""
 
 
+def one_line(err: BaseException) -> str:
+    """An exception as one line (loader errors span many), for ``BackendError`` messages and warnings."""
+    return " ".join(str(err).split()) or type(err).__name__
+
+
 def make_backend(cfg: TeacherConfig, seed: int = 0) -> PlanBackend:
     """The backend ``cfg.backend`` names, built from its config section.
 
@@ -45,4 +50,4 @@ def make_backend(cfg: TeacherConfig, seed: int = 0) -> PlanBackend:
     raise BackendError(f"teacher.backend: {cfg.backend!r} has no plan backend (\"off\" runs without a teacher)")
 
 
-__all__ = ["BackendError", "make_backend"]
+__all__ = ["BackendError", "make_backend", "one_line"]

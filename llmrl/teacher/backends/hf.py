@@ -37,7 +37,7 @@ from collections.abc import Hashable, Sequence
 
 from llmrl.config import HFConfig
 from llmrl.messages import Advice, PromptBankSnapshot, TeacherQuery
-from llmrl.teacher.backends import BackendError
+from llmrl.teacher.backends import BackendError, one_line
 from llmrl.teacher.backends.merging import CallMerger
 from llmrl.teacher.plan_choice import (
     candidate_continuations,
@@ -53,11 +53,6 @@ log = logging.getLogger(__name__)
 # Most prompts one merged model call takes: bounds the padded batch's memory (its attention mask grows with
 # prompts x row width x (prefix + row width)) while leaving room for several service batches to merge.
 MAX_PROMPTS_PER_CALL = 128
-
-
-def _one_line(err: BaseException) -> str:
-    text = " ".join(str(err).split())
-    return text or type(err).__name__
 
 
 def _looks_local(name: str) -> bool:
@@ -86,11 +81,11 @@ class HFBackend:
             self._tok = AutoTokenizer.from_pretrained(path)
             self._model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
         except Exception as e:  # noqa: BLE001 - any loader failure becomes one clear line
-            raise BackendError(f"teacher.hf.model: cannot load '{cfg.model}': {_one_line(e)}") from None
+            raise BackendError(f"teacher.hf.model: cannot load '{cfg.model}': {one_line(e)}") from None
         try:
             self._model.to(cfg.device)
         except Exception as e:  # noqa: BLE001
-            raise BackendError(f"teacher.hf.device: cannot use {cfg.device!r}: {_one_line(e)}") from None
+            raise BackendError(f"teacher.hf.device: cannot use {cfg.device!r}: {one_line(e)}") from None
         self._model.eval()
         self._model.requires_grad_(False)
         self._device = torch.device(cfg.device)
@@ -169,7 +164,7 @@ class HFBackend:
                 scored = self._score_packed(prefix, owns, cont_ids)
             except (AttributeError, NotImplementedError, TypeError, ValueError) as e:
                 log.info("hf teacher: packed scoring unavailable for this model (%s); scoring full sequences",
-                         _one_line(e))
+                         one_line(e))
                 self._share_prompt = False
         if scored is None:
             pairs = [(prefix + own, c) for own, cs in zip(owns, cont_ids) for c in cs]

@@ -34,7 +34,7 @@ from typing import Any, NamedTuple
 
 from llmrl.config import VLLMConfig
 from llmrl.messages import Advice, PromptBankSnapshot, TeacherQuery
-from llmrl.teacher.backends import BackendError
+from llmrl.teacher.backends import BackendError, one_line
 from llmrl.teacher.plan_choice import (
     candidate_continuations,
     distribution_from_samples,
@@ -145,10 +145,6 @@ class AdapterRegistry:
         return sorted(self._by_name)
 
 
-def _one_line(err: BaseException) -> str:
-    return " ".join(str(err).split()) or type(err).__name__
-
-
 class VLLMTypes(NamedTuple):
     """The vLLM classes the backend builds requests with (imported only when the backend is built)."""
 
@@ -187,7 +183,7 @@ class VLLMBackend:
             args["model"] = path
             engine = AsyncLLM.from_engine_args(AsyncEngineArgs(**args))
         except Exception as e:  # noqa: BLE001 - any start-up failure becomes one clear line
-            raise BackendError(f"teacher.vllm.model: cannot load '{cfg.model}': {_one_line(e)}") from None
+            raise BackendError(f"teacher.vllm.model: cannot load '{cfg.model}': {one_line(e)}") from None
         self._bind(cfg, engine, tokenizer, VLLMTypes(SamplingParams, TokensPrompt, LoRARequest,
                                                      StructuredOutputsParams, RequestOutputKind.FINAL_ONLY))
 
@@ -241,7 +237,7 @@ class VLLMBackend:
         if failed:
             self._stats["engine_errors"] += len(failed)
             log.warning("vllm teacher: %d of %d requests failed (first: %s); those states get no advice",
-                        len(failed), len(queries), _one_line(failed[0]))
+                        len(failed), len(queries), one_line(failed[0]))
         return out
 
     async def _final(self, prompt_ids: list[int], params: Any, lora: Any) -> Any:
