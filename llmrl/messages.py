@@ -44,6 +44,7 @@ class Advice:
     source: str = ""  # backend that produced it: "scripted", "hf:<model>", ... ; "cache" flags a cache hit
     reason: str = ""  # for no-advice answers: "unparseable", "teacher_unavailable", "timeout", ...
     invalid_outputs: int = 0  # LM samples that could not be parsed or were not admissible
+    adapter_version: int = 0  # version of the LoRA adapter the advice was produced with (0 = base model)
 
     @property
     def has_advice(self) -> bool:
