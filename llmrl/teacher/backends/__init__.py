@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -24,6 +25,31 @@ class BackendError(RuntimeError):
 def one_line(err: BaseException) -> str:
     """An exception as one line (loader errors span many), for ``BackendError`` messages and warnings."""
     return " ".join(str(err).split()) or type(err).__name__
+
+
+def _looks_local(name: str) -> bool:
+    """A filesystem path rather than a hub id ("org/model"), so a missing one fails without a network call."""
+    return name.startswith(("/", "./", "../", "~")) or os.path.exists(name)
+
+
+def local_model(name: str, key: str) -> str:
+    """What a backend loads for the config value ``name`` of ``key`` (e.g. ``teacher.hf.model``).
+
+    A known short name (``llmrl models list``) becomes its cached folder, fetched on first use; a local folder
+    is checked for a config and weights; a hub id is returned as it is. Every failure is one ``BackendError``.
+    """
+    from llmrl.models import ModelError, resolve_model
+    from llmrl.models.local import folder_problem
+
+    try:
+        resolved = resolve_model(name)
+    except ModelError as e:
+        raise BackendError(f"{key}: cannot fetch '{name}': {e}") from None
+    if _looks_local(resolved):
+        problem = folder_problem(resolved)
+        if problem is not None:
+            raise BackendError(f"{key}: cannot load '{name}': {problem}")
+    return resolved
 
 
 def make_backend(cfg: TeacherConfig, seed: int = 0) -> PlanBackend:
@@ -50,4 +76,4 @@ def make_backend(cfg: TeacherConfig, seed: int = 0) -> PlanBackend:
     raise BackendError(f"teacher.backend: {cfg.backend!r} has no plan backend (\"off\" runs without a teacher)")
 
 
-__all__ = ["BackendError", "make_backend", "one_line"]
+__all__ = ["BackendError", "local_model", "make_backend", "one_line"]

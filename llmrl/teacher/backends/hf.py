@@ -37,7 +37,7 @@ from collections.abc import Hashable, Sequence
 
 from llmrl.config import HFConfig
 from llmrl.messages import Advice, PromptBankSnapshot, TeacherQuery
-from llmrl.teacher.backends import BackendError, one_line
+from llmrl.teacher.backends import BackendError, local_model, one_line
 from llmrl.teacher.backends.merging import CallMerger
 from llmrl.teacher.plan_choice import (
     candidate_continuations,
@@ -55,11 +55,6 @@ log = logging.getLogger(__name__)
 MAX_PROMPTS_PER_CALL = 128
 
 
-def _looks_local(name: str) -> bool:
-    """A filesystem path rather than a hub id ("org/model"), so a missing one fails without a network call."""
-    return name.startswith(("/", "./", "../", "~")) or os.path.exists(name)
-
-
 class HFBackend:
     """``PlanBackend`` over ``AutoModelForCausalLM.from_pretrained(cfg.model)``."""
 
@@ -67,6 +62,7 @@ class HFBackend:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
+        # The name keeps what the config says (a short name stays "hf:smollm2-135m"), so caches and logs read well.
         self.name = f"hf:{cfg.model}"
         self._cfg = cfg
         if not cfg.model:
@@ -74,9 +70,7 @@ class HFBackend:
         dtype = getattr(torch, cfg.dtype, None)
         if not isinstance(dtype, torch.dtype):
             raise BackendError(f"teacher.hf.dtype: {cfg.dtype!r} is not a torch dtype name")
-        path = os.path.expanduser(cfg.model)
-        if _looks_local(cfg.model) and not os.path.isdir(path):
-            raise BackendError(f"teacher.hf.model: cannot load '{cfg.model}': no such directory")
+        path = os.path.expanduser(local_model(cfg.model, "teacher.hf.model"))
         try:
             self._tok = AutoTokenizer.from_pretrained(path)
             self._model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)

@@ -34,7 +34,7 @@ from typing import Any, NamedTuple
 
 from llmrl.config import VLLMConfig
 from llmrl.messages import Advice, PromptBankSnapshot, TeacherQuery
-from llmrl.teacher.backends import BackendError, one_line
+from llmrl.teacher.backends import BackendError, local_model, one_line
 from llmrl.teacher.plan_choice import (
     candidate_continuations,
     distribution_from_samples,
@@ -170,9 +170,7 @@ class VLLMBackend:
             raise BackendError(VLLM_MISSING) from None
         if not cfg.model:
             raise BackendError("teacher.vllm.model: empty; give a hub name or a local model folder")
-        path = os.path.expanduser(cfg.model)
-        if cfg.model.startswith(("/", "./", "../", "~")) and not os.path.isdir(path):
-            raise BackendError(f"teacher.vllm.model: cannot load '{cfg.model}': no such directory")
+        path = os.path.expanduser(local_model(cfg.model, "teacher.vllm.model"))
         try:
             from transformers import AutoTokenizer
 
