@@ -42,6 +42,9 @@ def _yaml_load(text: str) -> Any:
 MINIGRID_TASKS = ("SimpleDoorKey", "LavaDoorKey", "ColoredDoorKey", "DoorKey-5x5", "DoorKey-8x8", "GoToRedBallNoDists")
 CRAFTER_TASKS = ("Crafter",)
 TEACHER_BACKENDS = ("off", "scripted", "hf", "vllm", "openai")
+PROMPT_STYLES = ("plain", "llm4teach")
+# Families that write a task prompt in each non-plain style (every family writes "plain").
+_STYLED_FAMILIES = {"llm4teach": ("minigrid",)}
 
 
 @dataclass
@@ -73,6 +76,10 @@ class HFConfig:
     max_new_tokens: int = 32  # generation budget per sample in "sample" mode
     max_prompt_tokens: int = 1024  # prompts are truncated from the left past this
     length_normalize: bool = True  # score = mean token log-prob, so long plans are not penalised
+    # Render prompts through the tokenizer's chat template (system = the prompt bank, user = the query, the
+    # answer cue opening the assistant turn): "auto" when the tokenizer has one, "on" (an error if it has
+    # none), "off" (plain text, for base models and the tiny test LM). Instruction-tuned models read it better.
+    chat_template: str = "auto"
 
 
 @dataclass
@@ -129,6 +136,10 @@ class TeacherConfig:
     num_gpus: float = 0.0  # GPUs reserved per replica (vLLM: tensor_parallel_size)
     num_cpus: float = 0.0  # CPUs reserved per replica (0: schedulable on a saturated 2-core box)
     reweight_by_success: bool = False  # RL->LLM: multiply option probs by the student's measured success
+    # The task prompt LM teachers read (the prompt bank's task description), written by the env family:
+    # "plain": the task, the plan vocabulary and a one-line worked example; "llm4teach": LLM4Teach's task prompt
+    # and its chain-of-thought worked example (MiniGrid only). See docs/smollm2.md for how they score.
+    prompt_style: str = "plain"
     hf: HFConfig = field(default_factory=HFConfig)
     vllm: VLLMConfig = field(default_factory=VLLMConfig)
     openai: OpenAIConfig = field(default_factory=OpenAIConfig)
@@ -238,6 +249,8 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "teacher.mode": ("soft", "hard"),
     "teacher.routing": ("least_pending", "affinity"),
     "teacher.hf.selection": ("score", "sample"),
+    "teacher.hf.chat_template": ("auto", "on", "off"),
+    "teacher.prompt_style": PROMPT_STYLES,
     "teacher.vllm.selection": ("choice", "score"),
     "teacher.openai.selection": ("sample", "choice"),
     "feedback.credit": ("plan", "episode"),
@@ -340,6 +353,10 @@ def validate(cfg: Config) -> Config:
         raise ConfigError(f"env.room_min: must be >= 5 for {cfg.env.name}, got {cfg.env.room_min}")
     if cfg.env.room_min > cfg.env.room_max:
         raise ConfigError(f"env.room_min: must be <= env.room_max ({cfg.env.room_max}), got {cfg.env.room_min}")
+    style = cfg.teacher.prompt_style
+    if style in _STYLED_FAMILIES and cfg.env.family not in _STYLED_FAMILIES[style]:
+        raise ConfigError(f"teacher.prompt_style: {style!r} is written for {', '.join(_STYLED_FAMILIES[style])} "
+                          f"tasks only, not {cfg.env.name}; use plain")
     if cfg.ppo.minibatch_size > cfg.ppo.train_batch_size:
         raise ConfigError("ppo.minibatch_size: must be <= ppo.train_batch_size")
     if cfg.teacher.backend == "hf" and not cfg.teacher.hf.model:

@@ -26,8 +26,8 @@ class Guidable(Protocol):
     task_name: str
     num_actions: int
 
-    def task_description(self) -> str:
-        """The task prompt an LLM gets before any state (LLM4Teach's task_info)."""
+    def task_description(self, style: str = "plain") -> str:
+        """The task prompt an LLM gets before any state (LLM4Teach's task_info), in ``teacher.prompt_style``."""
 
     def state_text(self) -> str:
         """What the agent knows now, in words. Equal strings must mean equal advice."""

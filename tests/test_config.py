@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 
 from llmrl.config import ConfigError, load_config
@@ -25,6 +27,8 @@ def test_defaults_and_overrides_are_typed():
         ("env.room_min=11", "env.room_min"),
         ("env.room_min=4", "env.room_min"),
         ("feedback.credit=advantage", "feedback.credit: must be one of plan, episode"),
+        ("teacher.prompt_style=fancy", "teacher.prompt_style: must be one of plain, llm4teach"),
+        ("teacher.hf.chat_template=maybe", "teacher.hf.chat_template: must be one of auto, on, off"),
         ("garbage", "expected key=value"),
     ],
 )
@@ -54,3 +58,29 @@ def test_import_llmrl_is_light():
     code = "import sys, llmrl; bad=[m for m in ('ray','torch','vllm') if m in sys.modules]; print(bad)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "[]"
+
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+
+
+@pytest.mark.parametrize("path", sorted(CONFIGS.rglob("*.yaml")), ids=lambda p: str(p.relative_to(CONFIGS)))
+def test_every_shipped_config_loads(path):
+    cfg = load_config(path)
+    assert cfg.env.name
+
+
+@pytest.mark.parametrize("path", sorted(CONFIGS.rglob("*smollm.yaml")), ids=lambda p: p.name)
+def test_smollm_configs_use_the_short_name(path):
+    cfg = load_config(path)
+    assert (cfg.teacher.backend, cfg.teacher.hf.model, cfg.teacher.hf.device) == ("hf", "smollm2-135m", "cpu")
+
+
+def test_smollm_configs_cover_the_tasks():
+    names = {load_config(p).env.name for p in CONFIGS.rglob("*smollm.yaml")}
+    assert names == {"SimpleDoorKey", "LavaDoorKey", "ColoredDoorKey", "GoToRedBallNoDists", "Crafter"}
+
+
+def test_llm4teach_prompt_style_is_minigrid_only():
+    assert load_config(None, ["teacher.prompt_style=llm4teach"]).teacher.prompt_style == "llm4teach"
+    with pytest.raises(ConfigError, match="teacher.prompt_style: 'llm4teach' is written for minigrid"):
+        load_config(CONFIGS / "crafter" / "default.yaml", ["teacher.prompt_style=llm4teach"])

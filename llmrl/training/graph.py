@@ -55,7 +55,7 @@ def task_description_for(cfg: Config) -> str:
 
     task = make_task(cfg.env, seed=cfg.run.seed)
     try:
-        return task.task_description()
+        return task.task_description(cfg.teacher.prompt_style)
     finally:
         task.close()
 

@@ -18,7 +18,7 @@ OVERRIDES = (
 
 
 # What each config is written for: this project's 2-core machines, and a 16-core machine with one GPU.
-MACHINES = {"default.yaml": {"CPU": 2.0}, "adarefiner_1m.yaml": {"CPU": 16.0, "GPU": 1.0}}
+MACHINES = {"default.yaml": {"CPU": 2.0}, "smollm.yaml": {"CPU": 2.0}, "adarefiner_1m.yaml": {"CPU": 16.0, "GPU": 1.0}}
 
 
 @pytest.mark.parametrize("overrides", OVERRIDES)

@@ -139,7 +139,9 @@ class CrafterTask(gym.Env):
 
     # -- Guidable ---------------------------------------------------------------------------------------------
 
-    def task_description(self) -> str:
+    def task_description(self, style: str = "plain") -> str:
+        if style != "plain":  # config validation refuses other styles for Crafter; this guards direct callers
+            raise ValueError(f"Crafter has no {style!r} task prompt, only plain")
         return task_description()
 
     def state_text(self) -> str:

@@ -86,8 +86,8 @@ class MiniGridTask(gymnasium.Env):
 
     # ---- Guidable -------------------------------------------------------------------------------------
 
-    def task_description(self) -> str:
-        return task_description(self.task_name)
+    def task_description(self, style: str = "plain") -> str:
+        return task_description(self.task_name, style)
 
     def state_text(self) -> str:
         memo = self.knowledge.memo

@@ -138,5 +138,61 @@ TASK_DESCRIPTIONS["GoToRedBallNoDists"] = (
 )
 
 
-def task_description(task_name: str) -> str:
-    return TASK_DESCRIPTIONS[task_name]
+
+# LLM4Teach's prompt (teacher.prompt_style=llm4teach): its task sentence and action list, then one worked
+# chain-of-thought example in the layout of a query (the state, what the agent sees, what it should do, the
+# plan in braces), which is what the paper's teacher LLM read before each state.
+_LLM4TEACH_ACTIONS = (
+    "The agent can perform the following actions: explore, go to <object>, pick up <object>, drop <object>, "
+    "or open <object>. The agent can hold only one object at a time. For each state, think step by step about "
+    "what the agent sees and what it should do, then answer with a plan in braces."
+)
+
+
+def _llm4teach(task: str, state: str, sees: str, should: str, action: str) -> str:
+    return (f"{task} {_LLM4TEACH_ACTIONS}\n\nExample:\nState: {state}\nWhat the agent sees and holds: {sees}\n"
+            f"What it should do: {should}\nAction: {{{action}}}")
+
+
+_LLM4TEACH_DOOR = ("In a locked 2D grid room, there is an agent whose task is to open the door. The door can only "
+                   "be opened while agent holds the key.")
+_LLM4TEACH_KEY_EXAMPLE = (
+    "Agent sees <key>, <door (locked)>, holds <nothing>.",
+    "a key and a locked door; it holds nothing.",
+    "the door is locked and the agent has no key, so it should first go to the key and pick it up.",
+    "go to <key>, pick up <key>",
+)
+LLM4TEACH_PROMPTS: dict[str, str] = {
+    "SimpleDoorKey": _llm4teach(_LLM4TEACH_DOOR, *_LLM4TEACH_KEY_EXAMPLE),
+    "LavaDoorKey": _llm4teach(_LLM4TEACH_DOOR + " Stepping on lava ends the episode; the agent's skills walk "
+                              "around it.", *_LLM4TEACH_KEY_EXAMPLE),
+    "ColoredDoorKey": _llm4teach(
+        "In a locked 2D grid room, there is an agent whose task is to open the door. The door can only be opened "
+        "while agent holds the key of the same colour as the door; the other key does not fit. Colours are named "
+        "color1, color2 in the order the agent first saw them.",
+        "Agent sees <color1 key>, <color2 door (locked)>, holds <nothing>.",
+        "a color1 key and a locked color2 door; it holds nothing.",
+        "the color1 key does not open the color2 door, so the agent should explore to find the color2 key.",
+        "explore",
+    ),
+    "GoToRedBallNoDists": _llm4teach(
+        "In a 2D grid room, there is an agent whose task is to go to the red ball: stand next to it and face it.",
+        "Agent sees <nothing>, holds <nothing>.",
+        "nothing yet; it holds nothing.",
+        "it has not seen the red ball, so it should explore to find it.",
+        "explore",
+    ),
+}
+LLM4TEACH_PROMPTS["DoorKey-5x5"] = LLM4TEACH_PROMPTS["DoorKey-8x8"] = _llm4teach(
+    "In a 2D grid world of two rooms, there is an agent whose task is to reach the goal square behind a locked "
+    "door. The door can only be opened while agent holds the key. To walk onto the goal, use go to <goal>.",
+    *_LLM4TEACH_KEY_EXAMPLE,
+)
+
+# teacher.prompt_style -> the task prompts written in that style (config.PROMPT_STYLES names them).
+PROMPTS_BY_STYLE: dict[str, dict[str, str]] = {"plain": TASK_DESCRIPTIONS, "llm4teach": LLM4TEACH_PROMPTS}
+
+
+def task_description(task_name: str, style: str = "plain") -> str:
+    """The task prompt of ``task_name`` in ``style`` (``teacher.prompt_style``)."""
+    return PROMPTS_BY_STYLE[style][task_name]
