@@ -81,6 +81,10 @@ def test_smollm_configs_cover_the_tasks():
 
 
 def test_llm4teach_prompt_style_is_minigrid_only():
-    assert load_config(None, ["teacher.prompt_style=llm4teach"]).teacher.prompt_style == "llm4teach"
+    from llmrl.envs.minigrid.text import task_description
+    from llmrl.training.graph import task_description_for
+
+    cfg = load_config(None, ["teacher.prompt_style=llm4teach"])
+    assert task_description_for(cfg) == task_description("SimpleDoorKey", "llm4teach")  # what the bank starts with
     with pytest.raises(ConfigError, match="teacher.prompt_style: 'llm4teach' is written for minigrid"):
         load_config(CONFIGS / "crafter" / "default.yaml", ["teacher.prompt_style=llm4teach"])

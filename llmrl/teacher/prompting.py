@@ -14,6 +14,9 @@ Prompt layout (LLM4Teach's task prompt + examples, AdaRefiner's feedback lines, 
     - <option 2>                             |
     Plan:                                   /   answer cue; candidates are scored as " <option>\\n" after it
 
+``ChatPrompts`` renders the same parts through a tokenizer's chat template (system = bank prefix, user = the
+query, the cue opening the assistant turn); ``PlainPrompts`` is the layout above.
+
 Everything here is pure string work, deterministic, and generic over environment families: options are
 compared as normalised strings, so the same parser serves MiniGrid plans and Crafter sub-goals.
 """
@@ -21,6 +24,7 @@ compared as normalised strings, so the same parser serves MiniGrid plans and Cra
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 from llmrl.messages import PromptBankSnapshot, TeacherQuery
 
@@ -64,18 +68,75 @@ def bank_prefix(bank: PromptBankSnapshot) -> str:
     return "\n\n".join(parts)
 
 
-def build_prompt(query: TeacherQuery, bank: PromptBankSnapshot) -> str:
-    """The full prompt for one query: bank prefix, then state, context, allowed options and the answer cue."""
+def query_body(query: TeacherQuery) -> str:
+    """The query's own part of a prompt: state, context and allowed options (no answer cue)."""
     _, plural = option_word(query.family)
     lines = [f"{_STATE} {query.state_text.strip()}"]
     if query.context.strip():
         lines.append(f"{_CONTEXT} {query.context.strip()}")
     lines.append(f"Allowed {plural}:")
     lines.extend(f"- {option}" for option in query.options)
-    lines.append(answer_cue(query.family))
+    return "\n".join(lines)
+
+
+def build_prompt(query: TeacherQuery, bank: PromptBankSnapshot) -> str:
+    """The full prompt for one query: bank prefix, then state, context, allowed options and the answer cue."""
+    return shared_prefix(bank) + query_body(query) + "\n" + answer_cue(query.family)
+
+
+def shared_prefix(bank: PromptBankSnapshot) -> str:
+    """The text every ``build_prompt`` of this bank starts with (the bank prefix and the blank line after it)."""
     prefix = bank_prefix(bank)
-    body = "\n".join(lines)
-    return f"{prefix}\n\n{body}" if prefix else body
+    return f"{prefix}\n\n" if prefix else ""
+
+
+class PlainPrompts:
+    """Prompts as plain text (``build_prompt``): for base models and tokenizers without a chat template."""
+
+    def shared_prefix(self, bank: PromptBankSnapshot) -> str:
+        return shared_prefix(bank)
+
+    def build(self, query: TeacherQuery, bank: PromptBankSnapshot) -> str:
+        return build_prompt(query, bank)
+
+
+# Stands for the query while the template renders, so the bank's part can be cut off as a string prefix.
+_QUERY_SLOT = "\u2063llmrl-query-slot\u2063"
+
+
+class ChatPrompts:
+    """Prompts rendered through a chat template, as an instruction-tuned model was trained to read them.
+
+    system = the bank prefix, user = the query's body, then the template's generation prompt, and the answer
+    cue opens the assistant turn (``...<|im_start|>assistant\\nPlan:``), so options are still scored as the
+    continuation after the cue. The template is rendered once per bank with a placeholder for the user message
+    and split there: the part before it depends on the bank only and is a string prefix of every prompt of
+    that bank (the hf backend computes it once per bank version). ``render(messages)`` is the tokenizer's
+    ``apply_chat_template(messages, tokenize=False, add_generation_prompt=True)``; it is called here once, so
+    a template that fails to render fails when the backend is built.
+    """
+
+    def __init__(self, render: Callable[[list[dict[str, str]]], str]) -> None:
+        self._render = render
+        self._parts: tuple[str, str, str] | None = None  # (bank prefix, text before the query, text after it)
+        self._split(PromptBankSnapshot(version=0, task_description="A task."))
+
+    def _split(self, bank: PromptBankSnapshot) -> tuple[str, str]:
+        prefix = bank_prefix(bank)
+        if self._parts is None or self._parts[0] != prefix:
+            text = self._render([{"role": "system", "content": prefix}, {"role": "user", "content": _QUERY_SLOT}])
+            if not isinstance(text, str) or text.count(_QUERY_SLOT) != 1:
+                raise ValueError("the chat template does not render the user message exactly once")
+            head, tail = text.split(_QUERY_SLOT)
+            self._parts = (prefix, head, tail)
+        return self._parts[1], self._parts[2]
+
+    def shared_prefix(self, bank: PromptBankSnapshot) -> str:
+        return self._split(bank)[0]
+
+    def build(self, query: TeacherQuery, bank: PromptBankSnapshot) -> str:
+        head, tail = self._split(bank)
+        return head + query_body(query) + tail + answer_cue(query.family)
 
 
 def template_text() -> str:

@@ -5,7 +5,8 @@
 * ``score``: the log-likelihood of each option's continuation ``" <option>\\n"`` after the prompt;
   ``plan_choice.distribution_from_scores`` turns them into probabilities. Never unparseable. Two steps:
 
-  1. the prompt bank's part of the prompt (task description, exemplars, feedback: ``prompting.bank_prefix``),
+  1. the prompt bank's part of the prompt (task description, exemplars, feedback; with a chat template also
+     the system turn around them: ``shared_prefix`` of ``prompting.PlainPrompts`` / ``ChatPrompts``),
      identical for every query of one bank version and most of each prompt's tokens, runs once and its KV
      cache is kept until the bank changes, so neither a batch nor a series of batches recomputes it;
   2. one padded forward pass runs, per prompt, its own part (state, options, answer cue) followed by every
@@ -46,13 +47,27 @@ from llmrl.teacher.plan_choice import (
     split_encode,
     to_advice,
 )
-from llmrl.teacher.prompting import bank_prefix, build_prompt
+from llmrl.teacher.prompting import ChatPrompts, PlainPrompts
 
 log = logging.getLogger(__name__)
 
 # Most prompts one merged model call takes: bounds the padded batch's memory (its attention mask grows with
 # prompts x row width x (prefix + row width)) while leaving room for several service batches to merge.
 MAX_PROMPTS_PER_CALL = 128
+
+
+def _prompt_format(cfg: HFConfig, tok) -> ChatPrompts | PlainPrompts:
+    """``teacher.hf.chat_template``: the tokenizer's chat template ("auto": when it has one) or plain text."""
+    has_template = bool(getattr(tok, "chat_template", None))
+    if cfg.chat_template == "off" or (cfg.chat_template == "auto" and not has_template):
+        return PlainPrompts()
+    if not has_template:
+        raise BackendError(f"teacher.hf.chat_template: on, but the tokenizer of '{cfg.model}' has no chat template")
+    try:
+        return ChatPrompts(functools.partial(tok.apply_chat_template, tokenize=False, add_generation_prompt=True))
+    except Exception as e:  # noqa: BLE001 - a template error (jinja, a role it refuses) becomes one line
+        raise BackendError(f"teacher.hf.chat_template: the chat template of '{cfg.model}' does not render: "
+                           f"{one_line(e)}") from None
 
 
 class HFBackend:
@@ -80,6 +95,7 @@ class HFBackend:
             self._model.to(cfg.device)
         except Exception as e:  # noqa: BLE001
             raise BackendError(f"teacher.hf.device: cannot use {cfg.device!r}: {one_line(e)}") from None
+        self._prompts = _prompt_format(cfg, self._tok)
         self._model.eval()
         self._model.requires_grad_(False)
         self._device = torch.device(cfg.device)
@@ -106,13 +122,11 @@ class HFBackend:
     async def advise(self, queries: Sequence[TeacherQuery], bank: PromptBankSnapshot) -> list[Advice]:
         if not queries:
             return []
-        items = [(build_prompt(q, bank), q.options) for q in queries]
+        items = [(self._prompts.build(q, bank), q.options) for q in queries]
         if self._cfg.selection == "sample":
             samples = await self._calls(("sample",), items)
         else:
-            prefix = bank_prefix(bank)
-            # build_prompt joins the bank prefix and the query's part with a blank line; both are shared.
-            scores = await self._calls(("score", f"{prefix}\n\n" if prefix else ""), items)
+            scores = await self._calls(("score", self._prompts.shared_prefix(bank)), items)
         self._stats["prompts"] += len(queries)
         self._stats["batches"] += 1
         out = []

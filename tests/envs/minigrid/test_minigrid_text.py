@@ -93,3 +93,34 @@ def test_task_descriptions_name_the_plan_vocabulary():
         assert "explore" in text and "go to <" in text
         if name != "GoToRedBallNoDists":
             assert all(verb in text for verb in ("pick up <", "drop <", "open <"))
+
+
+def test_llm4teach_prompts_follow_the_paper_and_their_examples_are_right():
+    """teacher.prompt_style=llm4teach: LLM4Teach's task sentence and a chain-of-thought example whose answer
+    is what the scripted planner would say in the example's state (a wrong example would teach the LM wrong)."""
+    import re
+
+    from llmrl.envs.minigrid.planner import admissible_options, correct_option
+    from llmrl.envs.minigrid.plans import format_plan, parse_plan
+
+    for name in MINIGRID_TASKS:
+        text = task_description(name, "llm4teach")
+        assert text != task_description(name) and "there is an agent whose task is to" in text
+        state = re.search(r"^State: (.*)$", text, re.M).group(1)
+        action = re.search(r"^Action: (\{.*\})$", text, re.M).group(1)
+        options = admissible_options(parse_state_text(state))
+        assert format_plan(parse_plan(action)) == correct_option(state, options)
+    assert task_description("SimpleDoorKey", "llm4teach").startswith(
+        "In a locked 2D grid room, there is an agent whose task is to open the door. The door can only be opened "
+        "while agent holds the key. The agent can perform the following actions: explore, go to <object>, "
+        "pick up <object>, drop <object>, or open <object>.")
+    assert task_description("SimpleDoorKey", "llm4teach").endswith("Action: {go to <key>, pick up <key>}")
+
+
+def test_the_task_adapter_writes_the_configured_style():
+    task = make_task(EnvConfig(name="SimpleDoorKey"), seed=0)
+    try:
+        assert task.task_description("llm4teach") == task_description("SimpleDoorKey", "llm4teach")
+        assert task.task_description() == task_description("SimpleDoorKey")
+    finally:
+        task.close()
