@@ -58,9 +58,9 @@ def main(argv: list[str]) -> None:
             advice = asyncio.run(backend.advise(queries, bank))
             took = time.perf_counter() - start
             asyncio.run(backend.close())
-            right = [q.options[max(range(len(a.probs)), key=a.probs.__getitem__)] == correct_option(q.state_text, q.options)
-                     for q, a in zip(queries, advice)]
-            mass = [a.probs[q.options.index(correct_option(q.state_text, q.options))] for q, a in zip(queries, advice)]
+            truth = [correct_option(q.state_text, q.options) for q in queries]
+            right = [a.best() == t for a, t in zip(advice, truth)]
+            mass = [a.probs[q.options.index(t)] for q, a, t in zip(queries, advice, truth)]
             print(f"prompt_style={style:9} chat_template={chat:3}  top plan correct {sum(right)}/{len(right)}"
                   f"  mean p(correct) {sum(mass) / len(mass):.3f}  ({took:.1f} s)")
 
