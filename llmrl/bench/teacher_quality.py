@@ -129,6 +129,15 @@ def score_states(rows: Sequence[tuple[TeacherQuery, int, Advice]],
     }
 
 
+def state_row(query: TeacherQuery, visits: int, advice: Advice,
+              correct_option: Callable[[str, tuple[str, ...]], str]) -> dict[str, Any]:
+    """One distinct state as the report lists it: what the teacher saw, the planner's option, the advice."""
+    return {"state": query.state_text, "context": query.context, "visits": visits,
+            "planner": correct_option(query.state_text, query.options), "teacher_best": advice.best(),
+            "advice": dict(zip(advice.options, advice.probs)) if advice.has_advice else None,
+            "reason": advice.reason}
+
+
 # -- the measurement ---------------------------------------------------------------------------------------------
 
 
@@ -163,8 +172,10 @@ def measure(setup: Any, episodes: int, max_states: int = 0) -> dict[str, Any]:
         figures = {}
         for name, visits in visited.items():
             chosen = visits[:max_states] if max_states > 0 else visits
-            figures[name] = score_states([(q, n, teacher.advise(q)) for q, n in chosen], correct)
+            rows = [(q, n, teacher.advise(q)) for q, n in chosen]
+            figures[name] = score_states(rows, correct)
             figures[name]["capped_at"] = max_states if 0 < max_states < len(visits) else None
+            figures[name]["states"] = [state_row(q, n, a, correct) for q, n, a in rows]
         lm = teacher.stats()
     finally:
         teacher.close()

@@ -77,6 +77,14 @@ def test_scripted_teacher_of_known_quality(tmp_path, error_rate, expected):
     assert report["lm"]["llm_calls"] >= report["distributions"]["planner"]["distinct_states"]
 
 
+def test_success_alone_in_process_equals_the_ray_service_path(tmp_path):
+    # Same episodes, same (fixed, imperfect) teacher: the in-process service and llmrl eval --teacher agree.
+    report = _bench(tmp_path, "teacher.error_rate=0.5", "--via-service")
+    assert 0.0 < report["teacher_alone"]["success"] < 1.0
+    assert report["teacher_alone_via_service"]["success"] == report["teacher_alone"]["success"]
+    assert report["teacher_alone_via_service"]["unadvised_steps"] == report["teacher_alone"]["unadvised_steps"]
+
+
 def test_tiny_lm_teacher_end_to_end(tmp_path, tiny_lm_dir):
     report = _bench(tmp_path, "teacher.backend=hf", f"teacher.hf.model={tiny_lm_dir}")
     assert report["teacher"] == f"hf ({tiny_lm_dir})" and report["teacher_of"] == f"config {CONFIG}"
