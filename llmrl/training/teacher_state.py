@@ -48,7 +48,9 @@ def latest_checkpoint(path: Path) -> Path:
     """``path`` itself if it is a checkpoint; for a run folder, its newest checkpoint."""
     if (path / LOOP_STATE).is_file():
         return path
-    found = sorted(p for p in (path / "checkpoints").glob("iter_*") if (p / LOOP_STATE).is_file())
+    # Not a "<name>.tmp" folder: that is a checkpoint still being written (see checkpoint.save_checkpoint).
+    found = sorted(p for p in (path / "checkpoints").glob("iter_*")
+                   if p.name.removeprefix("iter_").isdigit() and (p / LOOP_STATE).is_file())
     if not found:
         raise FileNotFoundError(f"'{path}' is neither an llmrl checkpoint nor a run folder with checkpoints")
     return found[-1]

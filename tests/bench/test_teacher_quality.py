@@ -148,6 +148,9 @@ def test_checkpoint_bank_changes_the_prompt_the_teacher_sees(tmp_path, tiny_lm_d
 
 def test_run_folder_means_its_newest_checkpoint_and_overrides_apply(tmp_path):
     run = _run_with_checkpoint(tmp_path, load_config(CONFIG, ["feedback.publish_every=2"]), iterations=(2, 10))
+    half_written = run / "checkpoints" / "iter_000011.tmp"
+    half_written.mkdir()
+    (half_written / LOOP_STATE).write_text("{}")
     assert latest_checkpoint(run).name == "iter_000010"
     setup = teacher_of_checkpoint(run, ["teacher.error_rate=0.5"])
     assert setup.cfg.teacher.error_rate == 0.5 and setup.bank.version == 2
