@@ -2,8 +2,11 @@
 
     llmrl train CONFIG [key=value ...]         train on this machine (local Ray), live progress, run folder
     llmrl eval CHECKPOINT [--episodes N]       evaluate a trained student
-    llmrl eval --teacher CONFIG [key=value]    evaluate the teacher acting alone through its skills
-    llmrl bench NAME [args ...]                benchmarks: overhead, sample-efficiency, teacher, scaling, crafter
+    llmrl eval --teacher CONFIG|CHECKPOINT [key=value]
+                                               evaluate the teacher acting alone through its skills (a
+                                               checkpoint: with that run's prompt bank)
+    llmrl bench NAME [args ...]                benchmarks: overhead, sample-efficiency, teacher, teacher-quality,
+                                               scaling, crafter
     llmrl make-tiny-lm DIR                     build a tiny local causal LM (for the hf backend without downloads)
     llmrl models list                          the models known by a short name, and which are cached where
     llmrl models fetch NAME                    download and convert one of them into the cache; prints its folder
@@ -26,6 +29,7 @@ BENCHMARKS = {
     "overhead": "llmrl.bench.overhead",
     "sample-efficiency": "llmrl.bench.sample_efficiency",
     "teacher": "llmrl.bench.teacher",
+    "teacher-quality": "llmrl.bench.teacher_quality",
     "scaling": "llmrl.bench.scaling",
     "crafter": "llmrl.bench.crafter",
 }
@@ -39,9 +43,11 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("overrides", nargs="*", help="key=value, e.g. teacher.backend=off run.max_env_steps=50000")
     t.add_argument("--quiet", action="store_true", help="no progress lines")
     e = sub.add_parser("eval", help="evaluate a student checkpoint, or the teacher alone")
-    e.add_argument("target", help="checkpoint folder, or a config with --teacher")
+    e.add_argument("target", help="checkpoint folder; with --teacher, a config or a checkpoint / run folder")
     e.add_argument("overrides", nargs="*")
-    e.add_argument("--teacher", action="store_true", help="evaluate the teacher acting alone (target is a config)")
+    e.add_argument("--teacher", action="store_true",
+                   help="evaluate the teacher acting alone (a config: as training starts; a checkpoint: with its "
+                        "run's prompt bank)")
     e.add_argument("--episodes", type=int, default=50)
     e.add_argument("--sample", action="store_true", help="student samples actions instead of acting greedily")
     b = sub.add_parser("bench", help="benchmarks (each prints its own table)")
@@ -90,9 +96,11 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "eval":
             from llmrl.training.evaluate import evaluate_student, evaluate_teacher
+            from llmrl.training.teacher_state import teacher_of
 
             if args.teacher:
-                result = evaluate_teacher(load_config(args.target, args.overrides), args.episodes)
+                setup = teacher_of(args.target, args.overrides)
+                result = {**evaluate_teacher(setup.cfg, args.episodes, setup.bank), "teacher_of": setup.origin}
             else:
                 if args.overrides:
                     raise ConfigError("eval CHECKPOINT takes no key=value overrides (the run's config is used)")

@@ -1,4 +1,5 @@
-"""Shared test fixtures. Ray tests start a small local Ray (2 CPUs, no dashboard) and always shut it down."""
+"""Shared test fixtures. Ray tests start a small local Ray (2 CPUs, no dashboard) and always shut it down; LM tests
+use a tiny local LM built once per session."""
 
 from __future__ import annotations
 
@@ -40,3 +41,15 @@ def ray_local():
         yield ray
     finally:
         ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def tiny_lm_dir(tmp_path_factory):
+    """A tiny random Llama + word-level tokenizer built once per test session (a few seconds on CPU)."""
+    import torch
+
+    from llmrl.teacher.tiny_lm import build_tiny_lm
+
+    # Two shared cores: more threads only add contention for a model this small.
+    torch.set_num_threads(1)
+    return str(build_tiny_lm(tmp_path_factory.mktemp("tiny_lm"), seed=0))

@@ -8,10 +8,11 @@ import dataclasses
 import json
 import logging
 import shutil
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from llmrl.config import ConfigError
+from llmrl.config import Config, ConfigError, load_config
 from llmrl.feedback.bank import saved_credit
 
 logger = logging.getLogger(__name__)
@@ -19,7 +20,21 @@ logger = logging.getLogger(__name__)
 LOOP_STATE = "llmrl_state.json"
 BANK_STATE = "prompt_bank.json"
 ALGO_DIR = "algo"
+RUN_CONFIG = "config.yaml"  # the resolved config, in the run folder above checkpoints/
 S = TypeVar("S")
+
+
+def run_dir_of(checkpoint: Path) -> Path:
+    """The run folder a checkpoint belongs to: ``<run>/checkpoints/iter_<n>``."""
+    return checkpoint.resolve().parent.parent
+
+
+def config_of_checkpoint(checkpoint: Path, overrides: Iterable[str] = ()) -> Config:
+    """The run's resolved config, plus ``overrides`` (e.g. a model folder that has moved since)."""
+    cfg_file = run_dir_of(checkpoint) / RUN_CONFIG
+    if not cfg_file.is_file():
+        raise FileNotFoundError(f"no {RUN_CONFIG} in the run folder of '{checkpoint}'")
+    return load_config(cfg_file, overrides)
 
 
 def save_checkpoint(run_dir: Path, graph: Any, state: Any) -> Path:

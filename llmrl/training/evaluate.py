@@ -1,4 +1,9 @@
-"""``llmrl eval``: a student from a checkpoint, or the teacher acting alone through its skills."""
+"""``llmrl eval``: a student from a checkpoint, or the teacher acting alone through its skills.
+
+The teacher acting alone is ``teacher_alone`` over any ``AdviceSource``: the teacher service over Ray
+(``evaluate_teacher``, what ``llmrl eval --teacher`` runs) or an in-process service (``bench.teacher_quality``),
+so both play the same episodes with the same rule for steps without advice.
+"""
 
 from __future__ import annotations
 
@@ -9,21 +14,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
-from llmrl.config import Config, config_from_dict
+from llmrl.config import Config
+from llmrl.core import AdviceSource
 from llmrl.envs.guided import TEACHER_PROBS, TeacherGuidedEnv
 from llmrl.envs.registry import make_task
+from llmrl.messages import PromptBankSnapshot
 from llmrl.rl.env import env_seed
+from llmrl.training.checkpoint import config_of_checkpoint
+from llmrl.training.teacher_state import initial_bank, install_teacher, teacher_of_checkpoint
 
 logger = logging.getLogger(__name__)
-
-
-def config_of_checkpoint(checkpoint: Path) -> Config:
-    cfg_file = checkpoint.resolve().parent.parent / "config.yaml"
-    if not cfg_file.is_file():
-        raise FileNotFoundError(f"no config.yaml in the run folder of '{checkpoint}'")
-    return config_from_dict(yaml.safe_load(cfg_file.read_text()))
 
 
 def run_episodes(
@@ -53,8 +54,9 @@ def run_episodes(
 
 
 @contextmanager
-def teacher_client(cfg: Config) -> Iterator[Any]:
-    """A running teacher service (own local Ray unless one is up) and a client for it; stopped on exit."""
+def teacher_client(cfg: Config, bank: PromptBankSnapshot) -> Iterator[Any]:
+    """A running teacher service answering with ``bank`` (own local Ray unless one is up) and a client for it;
+    stopped on exit."""
     import ray
 
     from llmrl.teacher.client import TeacherClient
@@ -66,6 +68,7 @@ def teacher_client(cfg: Config) -> Iterator[Any]:
     try:
         namespace = ray.get_runtime_context().namespace
         handles = start_teacher_service(cfg.teacher, cfg.teacher.seed, "", namespace)
+        install_teacher(handles, bank)
         yield TeacherClient(cfg.teacher, namespace)
     finally:
         for h in handles:
@@ -89,29 +92,38 @@ def evaluate_student(checkpoint: Path, episodes: int, greedy: bool = True) -> di
         return student_action(module, obs, greedy, rng)
 
     if cfg.env.family == "crafter" and cfg.teacher.backend != "off":
-        with teacher_client(cfg) as client:
+        # The teacher as it was at this checkpoint (its prompt bank), as training's evaluation saw it.
+        with teacher_client(cfg, teacher_of_checkpoint(checkpoint).bank) as client:
             env = TeacherGuidedEnv(make_task(cfg.env, None), cfg, client, None, seed=cfg.run.seed)
             return run_episodes(env, cfg, episodes, act, {**extra, "teacher_backend": cfg.teacher.backend})
     return run_episodes(TeacherGuidedEnv(make_task(cfg.env, None), cfg, None, None), cfg, episodes, act, extra)
 
 
-def evaluate_teacher(cfg: Config, episodes: int) -> dict[str, Any]:
+def teacher_alone(cfg: Config, episodes: int, source: AdviceSource) -> dict[str, Any]:
     """The teacher acting alone: each step takes an action from its advice (sampled from the teacher action
     distribution); steps without advice take a random action and are counted."""
     rng = np.random.default_rng(cfg.run.seed)
     unadvised = 0
-    with teacher_client(cfg) as client:
-        env = TeacherGuidedEnv(make_task(cfg.env, None), cfg, client, None, seed=cfg.run.seed)
+    env = TeacherGuidedEnv(make_task(cfg.env, None), cfg, source, None, seed=cfg.run.seed)
 
-        def act(obs: Any, info: dict) -> int:
-            nonlocal unadvised
-            probs = info[TEACHER_PROBS]
-            if probs.sum() > 0:
-                return int(rng.choice(len(probs), p=probs / probs.sum()))
-            unadvised += 1
-            return int(rng.integers(env.num_actions))
+    def act(obs: Any, info: dict) -> int:
+        nonlocal unadvised
+        probs = info[TEACHER_PROBS]
+        if probs.sum() > 0:
+            return int(rng.choice(len(probs), p=probs / probs.sum()))
+        unadvised += 1
+        return int(rng.integers(env.num_actions))
 
-        result = run_episodes(env, cfg, episodes, act, {"env": cfg.env.name, "actor": "teacher",
-                                                       "teacher_backend": cfg.teacher.backend,
-                                                       "error_rate": cfg.teacher.error_rate})
-        return {**result, "unadvised_steps": unadvised, "teacher_stats": client.stats()}
+    result = run_episodes(env, cfg, episodes, act, {"env": cfg.env.name, "actor": "teacher",
+                                                   "teacher_backend": cfg.teacher.backend,
+                                                   "error_rate": cfg.teacher.error_rate})
+    return {**result, "unadvised_steps": unadvised}
+
+
+def evaluate_teacher(cfg: Config, episodes: int, bank: PromptBankSnapshot | None = None) -> dict[str, Any]:
+    """``teacher_alone`` through the teacher service over Ray, answering with ``bank`` (default: the initial
+    bank, i.e. the teacher as training starts; ``training.teacher_state`` gives a checkpoint's)."""
+    bank = initial_bank(cfg) if bank is None else bank
+    with teacher_client(cfg, bank) as client:
+        result = teacher_alone(cfg, episodes, client)
+        return {**result, "bank_version": bank.version, "teacher_stats": client.stats()}

@@ -104,11 +104,16 @@ def build_graph(cfg: Config) -> Graph:
             from llmrl.feedback.actor import start_feedback_actor
 
             feedback = start_feedback_actor(cfg.feedback, description, namespace=namespace)
+        from llmrl.messages import PromptBankSnapshot
         from llmrl.teacher.service import start_teacher_service
+        from llmrl.training.teacher_state import install_teacher
 
         teachers = start_teacher_service(
             cfg.teacher, cfg.teacher.seed, cfg.feedback.actor_name if feedback is not None else "", namespace
         )
+        # The service starts with an empty bank and only takes versions above 0 from the feedback actor, so
+        # without this an LM teacher would read no task description until the bank's first publication.
+        install_teacher(teachers, PromptBankSnapshot(version=0, task_description=description))
     algo = build_ppo_config(cfg, namespace).build_algo()
     return Graph(cfg=cfg, namespace=namespace, algo=algo, teachers=teachers, feedback=feedback,
                  task_description=description)

@@ -1,6 +1,6 @@
 """The verdicts of ``llmrl bench sample-efficiency`` (pure; the arms themselves are integration runs)."""
 
-from llmrl.bench.sample_efficiency import judge
+from llmrl.bench.sample_efficiency import faster_by, judge, main, over_seeds
 
 
 def _arm(steps_to_success=None, final=0.0):
@@ -19,3 +19,52 @@ def test_a_tie_with_the_noisy_teacher_is_not_a_win():
     assert tie > 0.7
     assert judge({"noisy": _arm(final=tie)}, 0.7) == {"student_beats_noisy_teacher": False}
     assert judge({"noisy": _arm(final=0.75)}, 0.7) == {"student_beats_noisy_teacher": True}
+
+
+def test_lm_student_must_need_a_fifth_of_ppos_steps_or_less():
+    ppo_never = {"steps_to_success": None, "final_eval_success": 0.0, "env_steps": 100_000}
+    assert judge({"lm": _arm(20_000, 1.0), "ppo": ppo_never}, 0.0, 0.5)["lm_student_5x_faster"] is True
+    # PPO never got there, but its budget was under 5x the student's steps: the claim cannot be decided.
+    assert judge({"lm": _arm(20_001, 1.0), "ppo": ppo_never}, 0.0, 0.5)["lm_student_5x_faster"] is None
+    ppo_reached = {"steps_to_success": 100_000, "final_eval_success": 0.9, "env_steps": 120_000}
+    assert judge({"lm": _arm(20_000, 1.0), "ppo": ppo_reached}, 0.0, 0.5)["lm_student_5x_faster"] is True
+    assert judge({"lm": _arm(20_001, 1.0), "ppo": ppo_reached}, 0.0, 0.5)["lm_student_5x_faster"] is False
+    assert judge({"lm": _arm(None, 1.0), "ppo": ppo_never}, 0.0, 0.5)["lm_student_5x_faster"] is False
+
+
+def test_lm_student_must_end_015_above_its_teacher():
+    key = "lm_student_0.15_above_lm_teacher"
+    assert judge({"lm": _arm(final=0.9)}, 0.0, 0.75)[key]  # exactly 0.15 above (as float sums come out)
+    assert not judge({"lm": _arm(final=0.89)}, 0.0, 0.75)[key]
+    assert not judge({"lm": _arm(final=1.0)}, 0.0, float("nan"))[key]  # an unmeasured teacher is no win
+    assert "lm_student_5x_faster" not in judge({"lm": _arm(final=1.0)}, 0.0, 0.5)  # no PPO arm, no verdict
+
+
+def test_faster_by_is_decided_only_when_ppos_budget_allows():
+    assert faster_by(10, None, 50, 5) is True
+    assert faster_by(11, None, 50, 5) is None
+    assert faster_by(10, 49, 1_000, 5) is False
+    assert faster_by(None, None, 1_000, 5) is False
+
+
+def test_over_seeds_counts_where_each_claim_held():
+    def report(seed, lm_steps, verdict):
+        return {"seed": seed, "verdicts": {"lm_student_5x_faster": verdict},
+                "results": {"lm": _arm(lm_steps, 1.0), "lm_teacher_alone": {"best": 0.7}}}
+
+    summary = over_seeds([report(0, 10_000, True), report(1, None, False), report(2, 30_000, None)])
+    assert summary["seeds"] == [0, 1, 2] and list(summary["arms"]) == ["lm"]
+    assert summary["arms"]["lm"]["reached"] == 2
+    assert summary["arms"]["lm"]["steps_to_success_mean_when_reached"] == 20_000
+    assert summary["claims"]["lm_student_5x_faster"] == {"yes": 1, "no": 1, "undecided": 1}
+
+
+def test_the_lm_arm_needs_an_lm_teacher_and_arms_are_checked():
+    import pytest
+
+    from llmrl.config import ConfigError
+
+    with pytest.raises(ConfigError, match="teacher.backend: the lm arm needs an LM teacher"):
+        main(["--arms", "lm,ppo", "--budget", "1"])
+    with pytest.raises(ConfigError, match="--arms: unknown arm"):
+        main(["--arms", "lm,bogus", "--budget", "1"])

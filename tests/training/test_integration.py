@@ -116,6 +116,19 @@ def test_cli_eval_teacher_alone(tmp_path):
     assert result["actor"] == "teacher" and result["success"] == 1.0  # the scripted planner is exact
 
 
+def test_cli_eval_teacher_of_a_checkpoint_uses_its_prompt_bank(scripted_run):
+    bank = json.loads(Path(scripted_run["checkpoint"], "prompt_bank.json").read_text())
+    out = subprocess.run(
+        [sys.executable, "-m", "llmrl.cli", "eval", "--teacher", scripted_run["run_dir"], "--episodes", "2"],
+        capture_output=True, text=True, timeout=300, check=True,
+    )
+    result = json.loads(out.stdout[out.stdout.index("{"):])
+    # A run folder means its newest checkpoint, the one the run ended with.
+    assert result["teacher_of"] == f"checkpoint {Path(scripted_run['checkpoint']).resolve()}"
+    assert result["bank_version"] == bank["published"]["version"] >= 1
+    assert result["success"] == 1.0
+
+
 def test_hf_backend_trains_with_a_tiny_local_lm(tmp_path):
     from llmrl.teacher.tiny_lm import build_tiny_lm
 

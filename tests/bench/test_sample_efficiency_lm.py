@@ -1,0 +1,32 @@
+"""``llmrl bench sample-efficiency --arms lm,ppo`` end to end on a tiny budget, with the tiny local LM as the teacher:
+real training runs, the LM teacher measured alone at the start and with its run's last prompt bank."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from llmrl.bench.sample_efficiency import main
+
+pytestmark = pytest.mark.integration
+
+TINY = ["ppo.train_batch_size=512", "ppo.minibatch_size=128", "ppo.num_epochs=1", "run.eval_episodes=2",
+        "run.checkpoint_every=1", "resources.num_envs_per_env_runner=2", "feedback.publish_every=2",
+        "feedback.flush_every=1", "teacher.bank_refresh_s=0"]
+
+
+def test_lm_arm_against_ppo_reports_steps_success_and_the_lm_teacher_alone(tmp_path, tiny_lm_dir):
+    out = tmp_path / "bench"
+    assert main(["--arms", "lm,ppo", "--budget", "512", "--ppo-factor", "1", "--teacher-episodes", "2",
+                 "--out", str(out), *TINY, "teacher.backend=hf", f"teacher.hf.model={tiny_lm_dir}"]) == 0
+    report = json.loads((out / "results.json").read_text())
+    results = report["results"]
+    assert results["lm"]["env_steps"] >= 512 and results["lm"]["teacher_llm_calls"] > 0
+    assert results["ppo"]["teacher_llm_calls"] == 0
+    alone = results["lm_teacher_alone"]
+    assert 0.0 <= alone["start"] <= 1.0 and 0.0 <= alone["end"] <= 1.0
+    assert alone["end_bank_version"] >= 1  # the run's feedback reached the bank its last checkpoint holds
+    assert alone["best"] == max(alone["start"], alone["end"])
+    assert set(report["verdicts"]) == {"lm_student_5x_faster", "lm_student_0.15_above_lm_teacher"}
+    assert (out / "success_vs_steps.png").is_file()

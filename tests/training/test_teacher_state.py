@@ -1,0 +1,34 @@
+"""The teacher of a config, installed in a real teacher-service actor (the Ray path of ``llmrl eval --teacher``)."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from llmrl.config import load_config
+from llmrl.messages import TeacherQuery
+from llmrl.teacher.service import start_teacher_service
+from llmrl.training.teacher_state import install_teacher, teacher_of
+
+CONFIG = Path(__file__).resolve().parents[2] / "configs" / "minigrid" / "simple_doorkey.yaml"
+
+
+def test_a_config_teacher_reads_the_task_description_from_the_start():
+    setup = teacher_of(CONFIG)
+    assert setup.bank.version == 0 and "door" in setup.bank.task_description
+    assert setup.cfg == load_config(CONFIG) and setup.origin == f"config {CONFIG}"
+
+
+def test_installed_bank_is_the_one_the_service_answers_with(ray_local):
+    setup = teacher_of(CONFIG)
+    bank = dataclasses.replace(setup.bank, version=5, feedback_lines=("a line",))
+    handles = start_teacher_service(setup.cfg.teacher, 0, "", "llmrl")
+    try:
+        install_teacher(handles, bank)
+        assert ray_local.get(handles[0].bank_version.remote()) == 5
+        query = TeacherQuery("minigrid", "SimpleDoorKey", "Agent sees <nothing>, holds <nothing>.", ("explore",))
+        (advice,) = ray_local.get(handles[0].advise.remote([query]))
+        assert advice.bank_version == 5 and advice.has_advice
+    finally:
+        for h in handles:
+            ray_local.kill(h, no_restart=True)
