@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from llmrl.config import Config
@@ -42,12 +43,22 @@ class Graph:
             self.algo.stop()
         except Exception as exc:  # noqa: BLE001 - shutting down; report and go on
             logger.warning("stopping the algorithm failed: %s", exc)
+        self.flush_teacher_logs()
         for handle in [*self.teachers, self.feedback]:
             if handle is not None:
                 try:
                     ray.kill(handle, no_restart=True)
                 except Exception:  # noqa: BLE001 - already gone
                     pass
+
+    def flush_teacher_logs(self, timeout_s: float = 30.0) -> None:
+        """Put every teacher answer on disk before the replicas are killed (killing skips their shutdown)."""
+        import ray
+
+        try:
+            ray.get([h.flush_log.remote(timeout_s) for h in self.teachers], timeout=timeout_s)
+        except Exception as exc:  # noqa: BLE001 - a dead replica's log ends at its last flush
+            logger.warning("teacher log flush failed: %s", exc)
 
 
 def task_description_for(cfg: Config) -> str:
@@ -81,7 +92,8 @@ def init_ray(cfg: Config) -> bool:
     return True
 
 
-def build_graph(cfg: Config) -> Graph:
+def build_graph(cfg: Config, run_dir: str | Path = "") -> Graph:
+    """The whole graph; ``run_dir`` is where the teacher replicas write their logs ("" = no teacher log)."""
     import ray
 
     from llmrl.rl.algo import build_ppo_config
@@ -107,7 +119,8 @@ def build_graph(cfg: Config) -> Graph:
         from llmrl.teacher.service import start_teacher_service
 
         teachers = start_teacher_service(
-            cfg.teacher, cfg.teacher.seed, cfg.feedback.actor_name if feedback is not None else "", namespace
+            cfg.teacher, cfg.teacher.seed, cfg.feedback.actor_name if feedback is not None else "", namespace,
+            log_dir=str(run_dir) if run_dir else "",
         )
     algo = build_ppo_config(cfg, namespace).build_algo()
     return Graph(cfg=cfg, namespace=namespace, algo=algo, teachers=teachers, feedback=feedback,
