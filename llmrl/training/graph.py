@@ -15,12 +15,14 @@ crosses into RLlib.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from llmrl.config import Config
+from llmrl.config import Config, TeacherConfig
 
 logger = logging.getLogger(__name__)
 
@@ -92,6 +94,14 @@ def init_ray(cfg: Config) -> bool:
     return True
 
 
+def _absolute_log_paths(teacher: TeacherConfig) -> TeacherConfig:
+    """The replay log as an absolute path: the teacher actor need not share the driver's working directory."""
+    if not teacher.replay.log:
+        return teacher
+    return dataclasses.replace(teacher, replay=dataclasses.replace(teacher.replay,
+                                                                   log=os.path.abspath(teacher.replay.log)))
+
+
 def build_graph(cfg: Config, run_dir: str | Path = "") -> Graph:
     """The whole graph; ``run_dir`` is where the teacher replicas write their logs ("" = no teacher log)."""
     import ray
@@ -119,8 +129,8 @@ def build_graph(cfg: Config, run_dir: str | Path = "") -> Graph:
         from llmrl.teacher.service import start_teacher_service
 
         teachers = start_teacher_service(
-            cfg.teacher, cfg.teacher.seed, cfg.feedback.actor_name if feedback is not None else "", namespace,
-            log_dir=str(run_dir) if run_dir else "",
+            _absolute_log_paths(cfg.teacher), cfg.teacher.seed, cfg.feedback.actor_name if feedback is not None else "",
+            namespace, log_dir=str(Path(run_dir).resolve()) if run_dir else "",
         )
     algo = build_ppo_config(cfg, namespace).build_algo()
     return Graph(cfg=cfg, namespace=namespace, algo=algo, teachers=teachers, feedback=feedback,
