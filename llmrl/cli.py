@@ -5,6 +5,7 @@
     llmrl eval --teacher CONFIG [key=value]    evaluate the teacher acting alone through its skills
     llmrl bench NAME [args ...]                benchmarks: overhead, sample-efficiency, teacher, scaling, crafter
     llmrl make-tiny-lm DIR                     build a tiny local causal LM (for the hf backend without downloads)
+    llmrl teacher-log inspect LOG | diff A B   what a run's teacher answered; which states changed between runs
 
 A bad config prints one line naming the key and exits with code 2.
 """
@@ -47,6 +48,9 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("args", nargs=argparse.REMAINDER)
     m = sub.add_parser("make-tiny-lm", help="build a tiny causal LM in DIR")
     m.add_argument("dir")
+    from llmrl.teacher.log_report import add_arguments as add_teacher_log_arguments
+
+    add_teacher_log_arguments(sub.add_parser("teacher-log", help="inspect a teacher log, or diff two"))
     return p
 
 
@@ -86,6 +90,10 @@ def main(argv: list[str] | None = None) -> int:
 
             print(build_tiny_lm(Path(args.dir)))
             return 0
+        if args.command == "teacher-log":
+            from llmrl.teacher.log_report import run as teacher_log
+
+            return teacher_log(args)
     except ConfigError as exc:
         print(f"llmrl: config error: {exc}", file=sys.stderr)
         return 2
