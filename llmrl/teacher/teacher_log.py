@@ -93,7 +93,7 @@ class TeacherLogRecord:
         return (self.family, self.task, self.state_text, self.context, self.adapter, *self.options)
 
     def to_dict(self) -> dict[str, Any]:
-        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        d = {name: getattr(self, name) for name in _RECORD_FIELDS}
         d["options"] = list(self.options)
         d["probs"] = list(self.probs)
         d["decoding"] = dict(self.decoding)
@@ -105,15 +105,17 @@ class TeacherLogRecord:
         fmt = int(d.get("format", 0))
         if fmt > LOG_FORMAT:
             raise ValueError(f"teacher log format {fmt} is newer than this llmrl reads ({LOG_FORMAT})")
-        names = [f.name for f in dataclasses.fields(cls)]
-        missing = [n for n in names if n not in d and n != "format"]
+        missing = [n for n in _RECORD_FIELDS if n not in d and n != "format"]
         if missing:
             raise ValueError(f"teacher log record lacks {', '.join(missing)}")
-        kwargs = {n: d[n] for n in names if n in d}
+        kwargs = {n: d[n] for n in _RECORD_FIELDS if n in d}
         kwargs["options"] = tuple(str(o) for o in d["options"])
         kwargs["probs"] = tuple(float(p) for p in d["probs"])
         kwargs["decoding"] = tuple(sorted(dict(d["decoding"]).items()))
         return cls(**kwargs)
+
+
+_RECORD_FIELDS = tuple(f.name for f in dataclasses.fields(TeacherLogRecord))  # once: fields() is slow per record
 
 
 # -- files ---------------------------------------------------------------------------------------------------
@@ -126,11 +128,14 @@ def replica_log_path(log_dir: str | Path, replica: int) -> Path:
 
 def log_files(path: str | Path) -> list[Path]:
     """Every file of the log that ``path`` (a teacher_log.jsonl or its run folder) names: all replicas, all
-    rotations, oldest first within each replica. Raises FileNotFoundError if there is none."""
+    rotations, oldest first within each replica. A file under another name (a log sent by someone) is read
+    alone. Raises FileNotFoundError if there is none."""
     p = Path(path)
     folder = p if p.is_dir() else p.parent
     if not p.is_dir() and not p.is_file():
         raise FileNotFoundError(f"teacher log '{p}' does not exist")
+    if p.is_file() and not _FILE_RE.match(p.name):
+        return [p]
     found = []
     for f in folder.iterdir() if folder.is_dir() else ():
         m = _FILE_RE.match(f.name)

@@ -94,6 +94,9 @@ def test_writer_rotates_by_size_and_readers_see_every_file_in_order(tmp_path):
     contents = read_log(tmp_path / "teacher_log.jsonl")
     assert [r.state_text for r in contents.records] == [f"state {i}" for i in range(30)]
     assert contents.corrupt_lines == 0 and contents.files[-1].name == "teacher_log.jsonl"
+    renamed = tmp_path / "shared-by-a-colleague.jsonl"
+    renamed.write_bytes((tmp_path / "teacher_log.1.jsonl").read_bytes())
+    assert log_files(renamed) == [renamed]  # a file under another name is read alone
 
 
 def test_writer_flushes_on_its_interval_without_being_closed(tmp_path):
