@@ -10,6 +10,7 @@
     llmrl make-tiny-lm DIR                     build a tiny local causal LM (for the hf backend without downloads)
     llmrl models list                          the models known by a short name, and which are cached where
     llmrl models fetch NAME                    download and convert one of them into the cache; prints its folder
+    llmrl teacher-log inspect LOG | diff A B   what a run's teacher answered; which states changed between runs
 
 A bad config prints one line naming the key and exits with code 2.
 """
@@ -60,6 +61,9 @@ def _parser() -> argparse.ArgumentParser:
     msub.add_parser("list", help="known names, whether cached, where")
     f = msub.add_parser("fetch", help="download (pip, no dependencies), check and convert a model once")
     f.add_argument("name")
+    from llmrl.teacher.log_report import add_arguments as add_teacher_log_arguments
+
+    add_teacher_log_arguments(sub.add_parser("teacher-log", help="inspect a teacher log, or diff two"))
     return p
 
 
@@ -116,6 +120,10 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "models":
             return _models(args)
+        if args.command == "teacher-log":
+            from llmrl.teacher.log_report import run as teacher_log
+
+            return teacher_log(args)
     except ConfigError as exc:
         print(f"llmrl: config error: {exc}", file=sys.stderr)
         return 2

@@ -41,10 +41,10 @@ def _yaml_load(text: str) -> Any:
 
 MINIGRID_TASKS = ("SimpleDoorKey", "LavaDoorKey", "ColoredDoorKey", "DoorKey-5x5", "DoorKey-8x8", "GoToRedBallNoDists")
 CRAFTER_TASKS = ("Crafter",)
-TEACHER_BACKENDS = ("off", "scripted", "hf", "vllm", "openai")
 PROMPT_STYLES = ("plain", "llm4teach")
 # Families that write a task prompt in each non-plain style (every family writes "plain").
 _STYLED_FAMILIES = {"llm4teach": ("minigrid",)}
+TEACHER_BACKENDS = ("off", "scripted", "hf", "vllm", "openai", "replay")
 
 
 @dataclass
@@ -117,8 +117,18 @@ class OpenAIConfig:
 
 
 @dataclass
+class ReplayConfig:
+    """``teacher.backend=replay``: answer from an earlier run's teacher log (see docs/teacher_log.md)."""
+
+    log: str = ""  # teacher_log.jsonl of the run to replay (or its run folder); its rotated and replica files too
+    # What answers a query the log does not hold (counted as a miss): "none" = no advice (reason "replay_miss"),
+    # or a backend built from this same teacher config ("scripted", "hf", "vllm", "openai").
+    fallback: str = "none"
+
+
+@dataclass
 class TeacherConfig:
-    backend: str = "scripted"  # off | scripted | hf | vllm | openai ("off" = plain PPO, same code path)
+    backend: str = "scripted"  # off | scripted | hf | vllm | openai | replay ("off" = plain PPO, same code path)
     mode: str = "soft"  # "soft": mix option actions by probability; "hard": sample one option per step
     error_rate: float = 0.0  # scripted: probability that a query gets a plausible wrong plan (imperfect LLM)
     seed: int = 0  # scripted error draws
@@ -140,6 +150,16 @@ class TeacherConfig:
     # "plain": the task, the plan vocabulary and a one-line worked example; "llm4teach": LLM4Teach's task prompt
     # and its chain-of-thought worked example (MiniGrid only). See docs/smollm2.md for how they score.
     prompt_style: str = "plain"
+    # Teacher log: every backend answer is appended to <run folder>/teacher_log.jsonl (docs/teacher_log.md), by a
+    # background thread, so a batch never waits for the disk.
+    log: bool = True  # false: no teacher log
+    log_flush_s: float = 2.0  # the writer flushes (and fsyncs) this often: a crash loses at most this much
+    log_max_mb: float = 64.0  # the file rotates past this size (teacher_log.1.jsonl, .2, ...; none is deleted)
+    log_queue_size: int = 10000  # answers waiting for the writer; past this they are dropped and counted
+    # The log identifies an hf model by a sha256 of its weight files up to this total size; a larger model by
+    # its files' names, sizes and safetensors headers (cheap at start-up, but blind to same-shape edits).
+    log_hash_weights_max_mb: float = 2048.0
+    replay: ReplayConfig = field(default_factory=ReplayConfig)
     hf: HFConfig = field(default_factory=HFConfig)
     vllm: VLLMConfig = field(default_factory=VLLMConfig)
     openai: OpenAIConfig = field(default_factory=OpenAIConfig)
@@ -254,6 +274,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "teacher.vllm.selection": ("choice", "score"),
     "teacher.openai.selection": ("sample", "choice"),
     "feedback.credit": ("plan", "episode"),
+    "teacher.replay.fallback": ("none", "scripted", "hf", "vllm", "openai"),
 }
 _NON_NEGATIVE = {
     "teacher.error_rate", "teacher.max_wait_ms", "teacher.advice_timeout_s", "teacher.retry_after_s", "teacher.bank_refresh_s", "feedback.max_restarts",
@@ -261,6 +282,7 @@ _NON_NEGATIVE = {
     "distill.coef_floor", "distill.cutoff_updates", "env.intrinsic_reward", "resources.num_env_runners",
     "resources.num_gpus", "resources.num_learners", "resources.learner_torch_threads", "resources.num_gpus_per_learner", "ppo.entropy_coeff",
     "teacher.openai.max_retries", "teacher.openai.backoff_s", "run.seed", "teacher.seed",
+    "teacher.log_hash_weights_max_mb",
 }
 _POSITIVE = {
     "env.max_steps", "env.room_min", "env.room_max", "env.agent_view_size", "env.ask_every_k",
@@ -270,7 +292,7 @@ _POSITIVE = {
     "teacher.openai.num_samples", "feedback.publish_every", "feedback.flush_every", "feedback.max_tracked_states",
     "ppo.lr", "ppo.num_epochs", "ppo.minibatch_size", "ppo.train_batch_size", "resources.num_cpus",
     "resources.num_envs_per_env_runner", "run.max_env_steps", "run.eval_every", "run.eval_episodes",
-    "run.checkpoint_every",
+    "run.checkpoint_every", "teacher.log_flush_s", "teacher.log_max_mb", "teacher.log_queue_size",
 }
 _UNIT_INTERVAL = {"teacher.error_rate", "run.success_threshold", "teacher.vllm.gpu_memory_utilization", "ppo.gamma",
                   "ppo.gae_lambda"}
@@ -359,11 +381,17 @@ def validate(cfg: Config) -> Config:
                           f"tasks only, not {cfg.env.name}; use plain")
     if cfg.ppo.minibatch_size > cfg.ppo.train_batch_size:
         raise ConfigError("ppo.minibatch_size: must be <= ppo.train_batch_size")
-    if cfg.teacher.backend == "hf" and not cfg.teacher.hf.model:
+    # A replay run builds its fallback backend from the same teacher config, so that one needs its settings too.
+    backends = {cfg.teacher.backend}
+    if cfg.teacher.backend == "replay":
+        backends.add(cfg.teacher.replay.fallback)
+        if not cfg.teacher.replay.log:
+            raise ConfigError("teacher.replay.log: required when teacher.backend=replay (a run's teacher_log.jsonl)")
+    if "hf" in backends and not cfg.teacher.hf.model:
         raise ConfigError("teacher.hf.model: required when teacher.backend=hf")
-    if cfg.teacher.backend == "vllm" and not cfg.teacher.vllm.model:
+    if "vllm" in backends and not cfg.teacher.vllm.model:
         raise ConfigError("teacher.vllm.model: required when teacher.backend=vllm")
-    if cfg.teacher.backend == "openai" and not (cfg.teacher.openai.base_url and cfg.teacher.openai.model):
+    if "openai" in backends and not (cfg.teacher.openai.base_url and cfg.teacher.openai.model):
         raise ConfigError("teacher.openai.base_url: base_url and model are required when teacher.backend=openai")
     return cfg
 

@@ -23,6 +23,7 @@ from llmrl.config import TeacherConfig
 from llmrl.messages import Advice, PromptBankSnapshot, TeacherQuery, TeacherStats
 from llmrl.teacher.batcher import MicroBatcher
 from llmrl.teacher.cache import LRUCache
+from llmrl.teacher.teacher_log import open_teacher_log
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +59,8 @@ class TeacherService:
         feedback_actor: str = "",
         namespace: str | None = None,
         backend: Any = None,
+        replica: int = 0,
+        log_dir: str = "",
     ):
         self.cfg = cfg
         if backend is None:
@@ -84,6 +87,7 @@ class TeacherService:
         self._latency = 0.0
         self._warned_backend_error = False
         self._log_if_restarted()
+        self._teacher_log = open_teacher_log(cfg, log_dir, replica, self.instance_id)
 
     def _log_if_restarted(self) -> None:
         try:
@@ -135,7 +139,9 @@ class TeacherService:
         self._llm_calls += len(queries)
         t0 = time.perf_counter()
         answers = await self.backend.advise(queries, bank)
-        self._latency += time.perf_counter() - t0
+        latency = time.perf_counter() - t0
+        self._latency += latency
+        self._log_answers(queries, answers, bank, latency)
         for q, a in zip(queries, answers):
             self._invalid += a.invalid_outputs
             # Only real answers are cached: a transient failure must be retried, not remembered.
@@ -145,6 +151,17 @@ class TeacherService:
             Advice(a.options, a.probs, bank.version, a.source or self.backend.name, a.reason, a.invalid_outputs)
             for a in answers
         ]
+
+    def _log_answers(self, queries: Sequence[TeacherQuery], answers: Sequence[Advice], bank: PromptBankSnapshot,
+                     latency_s: float) -> None:
+        """Every answer the backend gives goes to the teacher log (enqueued, never waited for). Cache hits are
+        not logged again: they repeat an answer already logged under the same prompt-bank version."""
+        if self._teacher_log is not None:
+            self._teacher_log.record(queries, answers, bank, latency_s)
+
+    def flush_log(self, timeout_s: float = 10.0) -> bool:
+        """Block until every answer so far is on disk (the driver calls it before stopping the replica)."""
+        return self._teacher_log.flush(timeout_s) if self._teacher_log is not None else True
 
     # -- prompt bank -------------------------------------------------------------------------------------
 
@@ -196,7 +213,18 @@ class TeacherService:
             backend=self.backend.name,
             instance_id=self.instance_id,
             latency_s_sum=self._latency,
+            extra=self._extra_stats(),
         )
+
+    def _extra_stats(self) -> tuple[tuple[str, float], ...]:
+        """The backend's own counters (``backend/...``, e.g. replay misses) and the teacher log's (``log/...``)."""
+        extra: dict[str, float] = {}
+        backend_stats = getattr(self.backend, "stats", None)
+        if callable(backend_stats):
+            extra.update({f"backend/{k}": float(v) for k, v in backend_stats().items()})
+        if self._teacher_log is not None:
+            extra.update(self._teacher_log.stats())
+        return tuple(sorted(extra.items()))
 
     def ping(self) -> str:
         return self.instance_id
@@ -218,6 +246,8 @@ class TeacherService:
         return True
 
     async def close(self) -> None:
+        if self._teacher_log is not None:
+            self._teacher_log.close()
         await self.backend.close()
 
 
@@ -226,9 +256,11 @@ def replica_name(cfg: TeacherConfig, index: int) -> str:
 
 
 def start_teacher_service(
-    cfg: TeacherConfig, seed: int, feedback_actor: str = "", namespace: str | None = None
+    cfg: TeacherConfig, seed: int, feedback_actor: str = "", namespace: str | None = None, log_dir: str = ""
 ) -> list[Any]:
-    """Create (or reuse) the named teacher replicas as Ray async actors; returns their handles."""
+    """Create (or reuse) the named teacher replicas as Ray async actors; returns their handles.
+
+    ``log_dir`` (the run folder) is where each replica writes its teacher log ("" = no log)."""
     import ray
 
     handles = []
@@ -245,7 +277,7 @@ def start_teacher_service(
             max_concurrency=max(64, 4 * cfg.max_batch_size),
             lifetime=None,
         )
-        handles.append(actor_cls.remote(cfg, seed + i, feedback_actor, namespace))
+        handles.append(actor_cls.remote(cfg, seed + i, feedback_actor, namespace, replica=i, log_dir=log_dir))
     # Fail fast, with the backend's own one-line error (a missing model, no vllm), instead of at the first env step.
     try:
         ray.get([h.ping.remote() for h in handles])

@@ -15,11 +15,14 @@ crosses into RLlib.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from llmrl.config import Config
+from llmrl.config import Config, TeacherConfig
 
 logger = logging.getLogger(__name__)
 
@@ -42,12 +45,22 @@ class Graph:
             self.algo.stop()
         except Exception as exc:  # noqa: BLE001 - shutting down; report and go on
             logger.warning("stopping the algorithm failed: %s", exc)
+        self.flush_teacher_logs()
         for handle in [*self.teachers, self.feedback]:
             if handle is not None:
                 try:
                     ray.kill(handle, no_restart=True)
                 except Exception:  # noqa: BLE001 - already gone
                     pass
+
+    def flush_teacher_logs(self, timeout_s: float = 30.0) -> None:
+        """Put every teacher answer on disk before the replicas are killed (killing skips their shutdown)."""
+        import ray
+
+        try:
+            ray.get([h.flush_log.remote(timeout_s) for h in self.teachers], timeout=timeout_s)
+        except Exception as exc:  # noqa: BLE001 - a dead replica's log ends at its last flush
+            logger.warning("teacher log flush failed: %s", exc)
 
 
 def task_description_for(cfg: Config) -> str:
@@ -81,7 +94,16 @@ def init_ray(cfg: Config) -> bool:
     return True
 
 
-def build_graph(cfg: Config) -> Graph:
+def _absolute_log_paths(teacher: TeacherConfig) -> TeacherConfig:
+    """The replay log as an absolute path: the teacher actor need not share the driver's working directory."""
+    if not teacher.replay.log:
+        return teacher
+    return dataclasses.replace(teacher, replay=dataclasses.replace(teacher.replay,
+                                                                   log=os.path.abspath(teacher.replay.log)))
+
+
+def build_graph(cfg: Config, run_dir: str | Path = "") -> Graph:
+    """The whole graph; ``run_dir`` is where the teacher replicas write their logs ("" = no teacher log)."""
     import ray
 
     from llmrl.rl.algo import build_ppo_config
@@ -109,7 +131,8 @@ def build_graph(cfg: Config) -> Graph:
         from llmrl.training.teacher_state import install_teacher
 
         teachers = start_teacher_service(
-            cfg.teacher, cfg.teacher.seed, cfg.feedback.actor_name if feedback is not None else "", namespace
+            _absolute_log_paths(cfg.teacher), cfg.teacher.seed, cfg.feedback.actor_name if feedback is not None else "",
+            namespace, log_dir=str(Path(run_dir).resolve()) if run_dir else "",
         )
         # The service starts with an empty bank and only takes versions above 0 from the feedback actor, so
         # without this an LM teacher would read no task description until the bank's first publication.

@@ -85,6 +85,14 @@ class TeacherMonitor:
     def bank_version(self) -> int:
         return max((s.bank_version for s in self._last.values()), default=0)
 
+    def extra_totals(self) -> dict[str, float]:
+        """The replicas' extra counters (teacher log, backend), summed over their current instances."""
+        totals: dict[str, float] = {}
+        for stats in self._last.values():
+            for k, v in stats.extra:
+                totals[k] = totals.get(k, 0.0) + v
+        return totals
+
 
 def make_run_dir(cfg: Config) -> Path:
     if cfg.run.resume:
@@ -207,7 +215,7 @@ def train(cfg: Config, stream: TextIO | None = sys.stdout) -> dict[str, Any]:
     graph = None
     writer = MetricsWriter(run_dir, stream=stream)
     try:
-        graph = build_graph(cfg)
+        graph = build_graph(cfg, run_dir)
         state = LoopState()
         if cfg.run.resume:
             state = load_checkpoint(Path(cfg.run.resume), graph, LoopState)
@@ -249,6 +257,7 @@ def train(cfg: Config, stream: TextIO | None = sys.stdout) -> dict[str, Any]:
                 break
         last_ckpt = save_checkpoint(run_dir, graph, state)
         summary = build_summary(cfg, state, row if state.iteration else {}, last_ckpt, run_dir)
+        summary.update(teacher_log_summary(cfg, run_dir, monitor.extra_totals()))
         (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=float))
         if stream is not None:
             print(f"run folder: {run_dir}", file=stream, flush=True)
@@ -264,6 +273,22 @@ def train(cfg: Config, stream: TextIO | None = sys.stdout) -> dict[str, Any]:
         from llmrl.rl.callbacks import forget_process_counters
 
         forget_process_counters()
+
+
+def teacher_log_summary(cfg: Config, run_dir: Path, extra: dict[str, float]) -> dict[str, Any]:
+    """Where the teacher log is (null without one), answers it dropped, and a replay run's hits and misses."""
+    from llmrl.teacher.teacher_log import replica_log_path
+
+    logging_on = cfg.teacher.backend != "off" and cfg.teacher.log
+    out: dict[str, Any] = {
+        "teacher_log": str(replica_log_path(run_dir, 0)) if logging_on else None,
+        "teacher_log_dropped": extra.get("log/dropped", 0.0),
+    }
+    if cfg.teacher.backend == "replay":
+        out["teacher_replay_log"] = cfg.teacher.replay.log
+        for k in ("hits", "misses", "fallbacks"):
+            out[f"teacher_replay_{k}"] = extra.get(f"backend/replay_{k}", 0.0)
+    return out
 
 
 def build_summary(cfg: Config, state: LoopState, row: dict[str, Any], checkpoint: Path | None,

@@ -6,6 +6,7 @@
 | hf       | ``hf``                  | torch + transformers (CPU or GPU)       |
 | vllm     | ``vllm_backend``        | ``pip install 'llmrl[vllm]'`` (CUDA)    |
 | openai   | ``openai_backend``      | ``httpx`` and a running server          |
+| replay   | ``replay``              | a teacher log of an earlier run         |
 """
 
 from __future__ import annotations
@@ -73,6 +74,10 @@ def make_backend(cfg: TeacherConfig, seed: int = 0) -> PlanBackend:
         from llmrl.teacher.backends.openai_backend import OpenAIBackend
 
         return OpenAIBackend(cfg.openai)
+    if cfg.backend == "replay":
+        from llmrl.teacher.backends.replay import ReplayBackend
+
+        return ReplayBackend(cfg, seed)
     raise BackendError(f"teacher.backend: {cfg.backend!r} has no plan backend (\"off\" runs without a teacher)")
 
 
