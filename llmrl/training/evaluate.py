@@ -13,7 +13,7 @@ import yaml
 
 from llmrl.config import Config, config_from_dict
 from llmrl.envs.guided import TEACHER_PROBS, TeacherGuidedEnv
-from llmrl.envs.registry import make_task
+from llmrl.envs.registry import family_spec, make_task
 from llmrl.rl.env import env_seed
 
 logger = logging.getLogger(__name__)
@@ -75,9 +75,9 @@ def teacher_client(cfg: Config) -> Iterator[Any]:
 
 
 def evaluate_student(checkpoint: Path, episodes: int, greedy: bool = True) -> dict[str, Any]:
-    """Student episodes on evaluation seeds. MiniGrid students act alone; a Crafter student is conditioned on
-    its teacher's sub-goals, so it is evaluated with the teacher it was trained with (as training's evaluation
-    does), the student still choosing every action."""
+    """Student episodes on evaluation seeds. Students act alone, unless their family conditions them on the
+    teacher's options (``FamilySpec.eval_with_teacher``, Crafter's sub-goals): then the student is evaluated with
+    the teacher it was trained with (as training's evaluation does), the student still choosing every action."""
     from llmrl.rl.evaluate import load_student, student_action
 
     cfg = config_of_checkpoint(checkpoint)
@@ -88,7 +88,7 @@ def evaluate_student(checkpoint: Path, episodes: int, greedy: bool = True) -> di
     def act(obs: Any, info: dict) -> int:
         return student_action(module, obs, greedy, rng)
 
-    if cfg.env.family == "crafter" and cfg.teacher.backend != "off":
+    if family_spec(cfg.env.name).eval_with_teacher and cfg.teacher.backend != "off":
         with teacher_client(cfg) as client:
             env = TeacherGuidedEnv(make_task(cfg.env, None), cfg, client, None, seed=cfg.run.seed)
             return run_episodes(env, cfg, episodes, act, {**extra, "teacher_backend": cfg.teacher.backend})

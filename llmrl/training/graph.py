@@ -51,10 +51,14 @@ class Graph:
 
 
 def task_description_for(cfg: Config) -> str:
-    from llmrl.envs.registry import make_task
+    """The task's prompt, from one env built in the driver; also where an env the student cannot read fails, in
+    one line (``ConfigError``), before any RLlib actor starts."""
+    from llmrl.envs.registry import family_spec, make_task
+    from llmrl.rl.module import check_observation_space
 
     task = make_task(cfg.env, seed=cfg.run.seed)
     try:
+        check_observation_space(family_spec(cfg.env.name).encoder, task.observation_space, cfg.env.name)
         return task.task_description()
     finally:
         task.close()
