@@ -31,8 +31,8 @@ def test_shipped_families_decide_what_the_branches_did():
     assert "Allowed sub-goals:" in template_text() and "Allowed plans:" in template_text()
 
 
-@pytest.mark.parametrize("name, family", [("SimpleDoorKey", "minigrid"), ("DoorKey-8x8", "minigrid"),
-                                          ("Crafter", "crafter")])
+@pytest.mark.parametrize("name, family", [("SimpleDoorKey", "minigrid"), ("TwoDoor", "minigrid"),
+                                          ("DoorKey-8x8", "minigrid"), ("Crafter", "crafter")])
 def test_names_resolve_to_their_family(name, family):
     assert registry.family_spec(name).name == family == EnvConfig(name=name).family
 
@@ -54,6 +54,7 @@ def test_a_family_is_found_by_its_predicate():
 def test_family_rules_are_config_errors():
     with pytest.raises(ConfigError, match="env.room_min: must be >= 5 for SimpleDoorKey"):
         load_config(None, ["env.room_min=4", "env.room_max=8"])
+    load_config(None, ["env.name=TwoDoor", "env.room_min=3", "env.room_max=8"])  # TwoDoor's room is fixed
 
 
 def test_no_family_branch_or_concrete_family_import_outside_envs():

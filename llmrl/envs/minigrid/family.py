@@ -10,9 +10,9 @@ from typing import Any
 
 from llmrl.core import ASK_ON_TEXT_CHANGE, FamilySpec
 
-# LLM4Teach's tasks, built here (tasks.py); each draws its room side from room_min..room_max.
-LLM4TEACH_TASKS = ("SimpleDoorKey", "LavaDoorKey", "ColoredDoorKey")
-_ROOM_FROM_CONFIG = LLM4TEACH_TASKS
+# LLM4Teach's tasks, built here (tasks.py); TwoDoor's room is fixed (side 20), the others draw it from room_min..max.
+LLM4TEACH_TASKS = ("SimpleDoorKey", "LavaDoorKey", "ColoredDoorKey", "TwoDoor")
+_ROOM_FROM_CONFIG = LLM4TEACH_TASKS[:3]
 MINIGRID_TASKS = (*LLM4TEACH_TASKS, "DoorKey-5x5", "DoorKey-8x8", "GoToRedBallNoDists")
 NUM_ACTIONS = 7  # MiniGrid: left, right, forward, pickup, drop, toggle, done
 

@@ -121,6 +121,14 @@ TASK_DESCRIPTIONS: dict[str, str] = {
         "agent should look for the color2 key. 3. Action: {explore}"
     ),
 }
+TASK_DESCRIPTIONS["TwoDoor"] = (
+    "In a locked 2D grid room, there is an agent whose task is to open a door. The large room has two locked doors "
+    "of the same colour in opposite walls, and one key that opens either of them. A door can only be opened while "
+    "the agent holds the key; opening either door completes the task. "
+    + _VOCABULARY
+    + " "
+    + _EXAMPLE
+)
 _GOAL_ROOM = (
     "In a 2D grid world of two rooms, there is an agent whose task is to reach the goal square. The goal is in "
     "the second room, behind a locked door that can only be opened while the agent holds the key. "
