@@ -31,6 +31,7 @@ _FAMILIES: dict[str, str] = {
     "minigrid": "llmrl.envs.minigrid.family",
     "crafter": "llmrl.envs.crafter.family",
 }
+_MAX_LISTED = 20  # an unknown name's error lists every known name up to this many, else only the closest
 _USER_NAME = re.compile(r"^[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*:[A-Za-z_]\w*$")
 # What a Guidable env must have (llmrl.core.Guidable), besides gymnasium's reset/step and spaces.
 _GUIDABLE = ("family", "task_name", "num_actions", "task_description", "state_text", "options", "option_action",
@@ -93,7 +94,8 @@ def family_spec(name: str) -> FamilySpec:
     listed = [n for spec in builtin_specs() for n in spec.names()]
     close = difflib.get_close_matches(name, listed, n=3)
     hint = f"did you mean {', '.join(close)}? " if close else ""
-    raise ConfigError(f"env.name: unknown environment {name!r}; {hint}known: {', '.join(listed)}, "
+    known = ", ".join(listed) if len(listed) <= _MAX_LISTED else f"{len(listed)} names"
+    raise ConfigError(f"env.name: unknown environment {name!r}; {hint}known: {known}, "
                       "or package.module:factory for your own")
 
 
