@@ -39,20 +39,18 @@ def _yaml_load(text: str) -> Any:
     return yaml.load(text, Loader=_Yaml12Loader)  # noqa: S506 - a SafeLoader subclass
 
 
-MINIGRID_TASKS = ("SimpleDoorKey", "LavaDoorKey", "ColoredDoorKey", "DoorKey-5x5", "DoorKey-8x8", "GoToRedBallNoDists")
-CRAFTER_TASKS = ("Crafter",)
-PROMPT_STYLES = ("plain", "llm4teach")
-# Families that write a task prompt in each non-plain style (every family writes "plain").
-_STYLED_FAMILIES = {"llm4teach": ("minigrid",)}
+PROMPT_STYLES = ("plain", "llm4teach")  # every family writes "plain"; FamilySpec.prompt_styles says which others
 TEACHER_BACKENDS = ("off", "scripted", "hf", "vllm", "openai", "replay")
 
 
 @dataclass
 class EnvConfig:
-    name: str = "SimpleDoorKey"  # one of MINIGRID_TASKS or CRAFTER_TASKS
+    # A task of a family in llmrl.envs.registry (SimpleDoorKey, ..., Crafter), or package.module:factory for your
+    # own env (docs/custom_env.md).
+    name: str = "SimpleDoorKey"
     max_steps: int = 150  # episode step limit (LLM4Teach: 150; Crafter: 10000)
     room_min: int = 5  # LLM4Teach tasks: smallest room side
-    room_max: int = 10  # LLM4Teach tasks: largest room side (also the observation grid size)
+    room_max: int = 10  # LLM4Teach tasks: largest room side (also the observation grid size; TwoDoor: always 20)
     agent_view_size: int = 3  # MiniGrid egocentric view (LLM4Teach: 3)
     egocentric: bool = True  # MiniGrid student map centred on the agent and rotated to its heading
     crafter_size: int = 64  # Crafter image side in pixels
@@ -62,7 +60,10 @@ class EnvConfig:
 
     @property
     def family(self) -> str:
-        return "crafter" if self.name in CRAFTER_TASKS else "minigrid"
+        """The name of the family that owns ``name`` (``llmrl.envs.registry``)."""
+        from llmrl.envs.registry import family_of
+
+        return family_of(self.name)
 
 
 @dataclass
@@ -264,7 +265,6 @@ class Config:
 
 
 _CHOICES: dict[str, tuple[str, ...]] = {
-    "env.name": MINIGRID_TASKS + CRAFTER_TASKS,
     "teacher.backend": TEACHER_BACKENDS,
     "teacher.mode": ("soft", "hard"),
     "teacher.routing": ("least_pending", "affinity"),
@@ -370,15 +370,19 @@ def validate(cfg: Config) -> Config:
             raise ConfigError(f"{key}: must be > 0, got {v!r}")
         if key in _UNIT_INTERVAL and not 0.0 <= v <= 1.0:
             raise ConfigError(f"{key}: must be within [0, 1], got {v!r}")
-    if cfg.env.name in MINIGRID_TASKS[:3] and cfg.env.room_min < 5:
-        # A smaller room cannot hold the wall door, the key and the agent with room to move.
-        raise ConfigError(f"env.room_min: must be >= 5 for {cfg.env.name}, got {cfg.env.room_min}")
+    from llmrl.envs.registry import check_env_config
+
+    # env.name names a known task or a user's factory, and its family's own rules hold.
+    spec = check_env_config(cfg.env)
+    if cfg.teacher.backend == "scripted" and spec.planner is None:
+        raise ConfigError(f"teacher.backend: scripted needs a scripted planner, and {cfg.env.name} has none "
+                          "(family_spec.planner)")
     if cfg.env.room_min > cfg.env.room_max:
         raise ConfigError(f"env.room_min: must be <= env.room_max ({cfg.env.room_max}), got {cfg.env.room_min}")
     style = cfg.teacher.prompt_style
-    if style in _STYLED_FAMILIES and cfg.env.family not in _STYLED_FAMILIES[style]:
-        raise ConfigError(f"teacher.prompt_style: {style!r} is written for {', '.join(_STYLED_FAMILIES[style])} "
-                          f"tasks only, not {cfg.env.name}; use plain")
+    if style != "plain" and style not in spec.prompt_styles:
+        raise ConfigError(f"teacher.prompt_style: {cfg.env.name} has no {style!r} task prompt "
+                          f"(its family writes: {', '.join(spec.prompt_styles)})")
     if cfg.ppo.minibatch_size > cfg.ppo.train_batch_size:
         raise ConfigError("ppo.minibatch_size: must be <= ppo.train_batch_size")
     # A replay run builds its fallback backend from the same teacher config, so that one needs its settings too.

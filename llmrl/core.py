@@ -6,8 +6,9 @@ where each part runs changes. Keep this module free of heavy imports: it is impo
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Protocol, runtime_checkable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -18,11 +19,13 @@ from llmrl.messages import Advice, EpisodeSummary, PromptBankSnapshot, TeacherQu
 class Guidable(Protocol):
     """What an environment adapter exposes so that a teacher can guide it.
 
-    Implemented by ``llmrl.envs.minigrid.MiniGridTask`` and ``llmrl.envs.crafter.CrafterTask``; the teacher
-    wrapper (``llmrl.envs.guided.TeacherGuidedEnv``) only talks to this.
+    Implemented by ``llmrl.envs.minigrid.MiniGridTask``, ``llmrl.envs.crafter.CrafterTask`` and a user's own
+    env (``env.name=package.module:factory``, see ``docs/custom_env.md``); the teacher wrapper
+    (``llmrl.envs.guided.TeacherGuidedEnv``) only talks to this. What the rest of llmrl needs to know about
+    the env's family comes from its ``FamilySpec``.
     """
 
-    family: str  # "minigrid" | "crafter"
+    family: str  # the family's name, e.g. "minigrid" | "crafter"
     task_name: str
     num_actions: int
 
@@ -46,6 +49,70 @@ class Guidable(Protocol):
 
     def success(self) -> bool:
         """Whether the episode so far counts as a success (MiniGrid: task solved)."""
+
+
+# How a family's teacher is asked (``FamilySpec.ask``).
+ASK_ON_TEXT_CHANGE = "on_text_change"  # whenever the state text changes (LLM4Teach)
+# Every ``env.ask_every_k`` steps and when the followed option completes (AdaRefiner). The task is conditioned on
+# the option it follows: the wrapper re-reads ``current_obs()`` after ``begin_option``, keeps the recent actions
+# for the comprehension score, and tells the teacher the recently completed options.
+ASK_EVERY_K_OR_DONE = "every_k_or_done"
+ASK_MODES = (ASK_ON_TEXT_CHANGE, ASK_EVERY_K_OR_DONE)
+
+
+@dataclass(frozen=True)
+class FamilySpec:
+    """Everything family-specific that llmrl decides outside the family's own folder.
+
+    Each family folder defines one (``llmrl/envs/<family>/family.py``) and ``llmrl.envs.registry`` maps names
+    to it; a user's own family hangs one on its factory (``factory.family_spec``). Generic code (the RLlib
+    config, the guided wrapper, the training loop, evaluation, prompts, the scripted teacher) reads only this.
+    Hooks are plain functions so that a spec stays a light import (no gymnasium env, no torch).
+    """
+
+    name: str  # the family's name: TeacherQuery.family / EpisodeSummary.family ("minigrid", "crafter")
+    num_actions: int  # size of the discrete action space (the student's policy head, the teacher distribution)
+    # The student's observation encoder (``llmrl.rl.module.ENCODERS``): "grid" (MiniGrid cell encodings
+    # {"grid": uint8 (H, W, 4)}), "image_subgoal" ({"image", "inventory", "subgoal"}, Crafter) or "vector"
+    # ({"vector": float (n,)}, an MLP).
+    encoder: str
+    # Every name this family owns that can be listed (errors suggest the closest ones); ``owns`` may accept more.
+    names: Callable[[], Sequence[str]]
+    # Whether ``env.name`` belongs to this family; default: it is one of ``names()``.
+    owns: Callable[[str], bool] | None = None
+    # ``(EnvConfig, seed) -> Guidable gym env``; None for a user's family (its factory is ``env.name`` itself).
+    make_task: Callable[[Any, int | None], Any] | None = None
+    # Module with the scripted planner: ``correct_option(state_text, options)`` and
+    # ``wrong_options(state_text, options, correct)``; imported in the teacher service. None: no scripted teacher.
+    planner: str | None = None
+    ask: str = ASK_ON_TEXT_CHANGE  # one of ASK_MODES
+    eval_explore: bool = False  # evaluation samples the student's policy instead of acting greedily
+    # The student keeps its teacher at evaluation (it is conditioned on the teacher's options); otherwise the
+    # student is evaluated alone.
+    eval_with_teacher: bool = False
+    option_word: tuple[str, str] = ("plan", "plans")  # (singular, plural) of an option in LM prompts
+    # The task-prompt styles (``teacher.prompt_style``) its tasks write, ``task.task_description(style)``.
+    prompt_styles: tuple[str, ...] = ("plain",)
+    # Names an episode can unlock (``task.episode_achievements()``): logged per episode as ``llmrl/ach/<name>``.
+    achievements: tuple[str, ...] = ()
+    # ``(EnvConfig) -> None``: the family's own config rules; raise ``llmrl.config.ConfigError`` naming the key.
+    validate: Callable[[Any], None] | None = None
+    # ``(RLlib result, LoopState) -> extra metrics-row fields``, once per iteration. It may keep running totals in
+    # ``LoopState.family_state`` (saved in checkpoints, so they survive a resume).
+    metrics: Callable[[dict[str, Any], Any], dict[str, Any]] | None = None
+    summary: Callable[[Any], dict[str, Any]] | None = None  # ``(LoopState) -> extra summary.json fields``
+    # ``seed -> endless iterator of (state text, admissible options)``: realistic teacher queries without an env,
+    # for benchmarks of the teacher service.
+    sample_states: Callable[[int], Any] | None = None
+
+    def __post_init__(self) -> None:
+        if self.ask not in ASK_MODES:
+            raise ValueError(f"FamilySpec {self.name!r}: ask must be one of {', '.join(ASK_MODES)}, got {self.ask!r}")
+        if self.num_actions < 1:
+            raise ValueError(f"FamilySpec {self.name!r}: num_actions must be >= 1, got {self.num_actions}")
+
+    def owns_name(self, name: str) -> bool:
+        return self.owns(name) if self.owns is not None else name in self.names()
 
 
 class PlanBackend(Protocol):

@@ -86,5 +86,5 @@ def test_llm4teach_prompt_style_is_minigrid_only():
 
     cfg = load_config(None, ["teacher.prompt_style=llm4teach"])
     assert task_description_for(cfg) == task_description("SimpleDoorKey", "llm4teach")  # what the bank starts with
-    with pytest.raises(ConfigError, match="teacher.prompt_style: 'llm4teach' is written for minigrid"):
+    with pytest.raises(ConfigError, match="teacher.prompt_style: Crafter has no .llm4teach. task prompt"):
         load_config(CONFIGS / "crafter" / "default.yaml", ["teacher.prompt_style=llm4teach"])

@@ -30,8 +30,9 @@ from typing import Any
 
 from llmrl.bench.runs import load_average, machine, markdown_table, today, train_run
 from llmrl.config import load_config
-from llmrl.envs.crafter.score import ACHIEVEMENTS
+from llmrl.envs.registry import family_spec
 
+ACHIEVEMENTS = family_spec("Crafter").achievements
 ARMS: dict[str, list[str]] = {"guided": ["teacher.backend=scripted"], "off": ["teacher.backend=off"]}
 CURVE_FIELDS = ("arm", "seed", "iteration", "env_steps", "wall_s", "iter_env_steps", "iter_s",
                 "env_return_mean", "episode_return_mean", "episode_len_mean", "train_episodes", "train_crafter_score",

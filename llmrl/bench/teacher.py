@@ -27,7 +27,6 @@ import itertools
 import json
 import math
 import os
-import random
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -107,37 +106,27 @@ def percentile(values: Sequence[float], q: float) -> float:
 
 
 def state_stream(seed: int) -> Iterator[tuple[str, tuple[str, ...]]]:
-    """Endless distinct (MiniGrid state text, admissible options), in a seeded random order.
+    """Endless distinct (MiniGrid state text, admissible options), in a seeded random order (the MiniGrid
+    family's ``sample_states``)."""
+    from llmrl.envs.registry import family_spec
 
-    Up to three seen objects (keys, balls, boxes of six colours, doors in three states, the goal) and
-    what is held: ~1.6e5 distinct states, after which the stream starts over.
-    """
-    from llmrl.envs.minigrid.planner import admissible_options
-    from llmrl.envs.minigrid.text import Facts, ObjRef, render_state_text
-
-    colours = ("red", "green", "blue", "purple", "yellow", "grey")
-    carriable = [ObjRef(t, c) for t in ("key", "ball", "box") for c in colours]
-    objects = carriable + [ObjRef("door", c, s) for c in colours for s in ("locked", "closed", "open")]
-    objects.append(ObjRef("goal"))
-    seen_sets = [s for k in (1, 2, 3) for s in itertools.combinations(objects, k)]
-    held = [None, *carriable]
-    total = len(seen_sets) * len(held)
-    rng = random.Random(seed)
-    while True:
-        for idx in rng.sample(range(total), total):
-            facts = Facts.make(list(seen_sets[idx // len(held)]), held[idx % len(held)])
-            yield render_state_text(facts), admissible_options(facts)
+    return family_spec("minigrid").sample_states(seed)
 
 
 def bench_bank() -> PromptBankSnapshot:
     """A mid-training prompt bank: task description, three exemplars and four feedback lines."""
-    from llmrl.envs.minigrid.text import task_description
+    from llmrl.config import EnvConfig
+    from llmrl.envs.registry import make_task
     from llmrl.feedback.bank import exemplar_text, feedback_line
+
+    task = make_task(EnvConfig(name="SimpleDoorKey"))
+    description = task.task_description()
+    task.close()
 
     key, door = "Agent sees <key>, <door (locked)>, holds <nothing>.", "Agent sees <door (locked)>, holds <key>."
     return PromptBankSnapshot(
         version=1,
-        task_description=task_description("SimpleDoorKey"),
+        task_description=description,
         exemplars=(exemplar_text(key, "go to key, pick up key"), exemplar_text(door, "go to door, open door"),
                    exemplar_text("Agent sees <nothing>, holds <nothing>.", "explore")),
         feedback_lines=(feedback_line(key, "go to key, pick up key", 9, 10), feedback_line(door, "explore", 1, 6),

@@ -1,7 +1,8 @@
 """The teacher-guided environment: advice in, teacher action distribution and episode summaries out.
 
-It wraps any ``Guidable`` task. On each step it decides whether the teacher must be asked (MiniGrid: the text
-state changed; Crafter: every K steps or when the current sub-goal is done), asks through the process-wide
+It wraps any ``Guidable`` task. On each step it decides whether the teacher must be asked, as the task's family
+says (``FamilySpec.ask``; MiniGrid: the text state changed; Crafter: every K steps or when the current sub-goal
+is done), asks through the process-wide
 ``TeacherClient`` (local cache first, so repeated states never leave the process), turns the option
 distribution into a distribution over primitive actions with the scripted skills (LLM4Teach's mediator), and
 puts it in ``info["teacher_probs"]`` (all zeros = no advice), where the env-to-module connector picks it up.
@@ -20,7 +21,7 @@ import gymnasium as gym
 import numpy as np
 
 from llmrl.config import Config
-from llmrl.core import AdviceSource, teacher_action_distribution
+from llmrl.core import ASK_EVERY_K_OR_DONE, AdviceSource, FamilySpec, teacher_action_distribution
 from llmrl.messages import Advice, AdviceOutcome, EpisodeSummary, TeacherQuery
 
 logger = logging.getLogger(__name__)
@@ -93,8 +94,14 @@ class TeacherGuidedEnv(gym.Wrapper):
         advice_source: AdviceSource | None,
         feedback: FeedbackSender | None,
         seed: int = 0,
+        spec: FamilySpec | None = None,
     ):
         super().__init__(task)
+        if spec is None:
+            from llmrl.envs.registry import family_spec
+
+            spec = family_spec(cfg.env.name)
+        self.family_spec = spec
         self.task = task
         self.cfg = cfg
         self.advice_source = advice_source
@@ -102,7 +109,7 @@ class TeacherGuidedEnv(gym.Wrapper):
         self.num_actions = int(task.num_actions)
         self._rng = np.random.default_rng(seed)
         self._zeros = np.zeros(self.num_actions, dtype=np.float32)
-        self._per_option_ask = task.family == "crafter"
+        self._per_option_ask = spec.ask == ASK_EVERY_K_OR_DONE
         self._reset_episode_state()
 
     # -- gymnasium API -----------------------------------------------------------------------------------
@@ -172,7 +179,7 @@ class TeacherGuidedEnv(gym.Wrapper):
             self._close_advice()
             self._text = self.task.state_text()
             query = TeacherQuery(
-                family=self.task.family,
+                family=self.family_spec.name,
                 task=self.task.task_name,
                 state_text=self._text,
                 options=tuple(self.task.options()),
@@ -234,7 +241,7 @@ class TeacherGuidedEnv(gym.Wrapper):
         recent = tuple(names[a] for a in self._recent_actions) if names and self._recent_actions else ()
         self.feedback.send(
             EpisodeSummary(
-                family=self.task.family,
+                family=self.family_spec.name,
                 task=self.task.task_name,
                 success=bool(self.task.success()),
                 episode_return=self._return,

@@ -10,6 +10,7 @@ from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 from ray.tune.registry import register_env
 
 from llmrl.config import Config
+from llmrl.envs.registry import family_spec
 from llmrl.rl.callbacks import make_callbacks
 from llmrl.rl.connectors import TeacherProbsToBatch
 from llmrl.rl.env import ENV_ID, build_guided_env
@@ -17,14 +18,11 @@ from llmrl.rl.learner import DistillPPOTorchLearner
 from llmrl.rl.module import GuidedStudentModule
 
 
-def _num_actions(cfg: Config) -> int:
-    return 17 if cfg.env.family == "crafter" else 7
-
-
 def build_ppo_config(cfg: Config, namespace: str | None = None) -> PPOConfig:
     register_env(ENV_ID, build_guided_env)
     env_config = {"llmrl": cfg.to_dict(), "namespace": namespace, "evaluation": False}
-    n_actions = _num_actions(cfg)
+    spec = family_spec(cfg.env.name)
+    n_actions = spec.num_actions
     res = cfg.resources
     ppo = cfg.ppo
     config = (
@@ -61,6 +59,7 @@ def build_ppo_config(cfg: Config, namespace: str | None = None) -> PPOConfig:
             rl_module_spec=RLModuleSpec(
                 module_class=GuidedStudentModule,
                 model_config={
+                    "encoder": spec.encoder,
                     "embed_dim": cfg.model.embed_dim,
                     "hidden": cfg.model.hidden,
                     "conv_channels": list(cfg.model.conv_channels),
@@ -69,7 +68,7 @@ def build_ppo_config(cfg: Config, namespace: str | None = None) -> PPOConfig:
                 },
             )
         )
-        .callbacks(make_callbacks(cfg.run.eval_episodes))
+        .callbacks(make_callbacks(cfg.run.eval_episodes, spec.achievements))
         .evaluation(
             evaluation_interval=cfg.run.eval_every,
             evaluation_duration=cfg.run.eval_episodes,
@@ -79,9 +78,7 @@ def build_ppo_config(cfg: Config, namespace: str | None = None) -> PPOConfig:
             # one per episode (sequential eval episodes cost more than training on a small box).
             evaluation_config=PPOConfig.overrides(
                 env_config={**env_config, "evaluation": True},
-                # Crafter scores the stochastic policy, as its benchmark does: a greedy student repeats the same
-                # action for as long as its view does not change (e.g. walking into a tree).
-                explore=cfg.env.family == "crafter",
+                explore=spec.eval_explore,
                 num_envs_per_env_runner=min(cfg.run.eval_episodes, 10),
             ),
         )

@@ -6,10 +6,10 @@ from ray.rllib.callbacks.callbacks import RLlibCallback
 
 SUCCESS = "llmrl/success"
 ACHIEVEMENT_PREFIX = "llmrl/ach/"
-# Per-iteration sums, so the loop can rate achievements over all training episodes (the Crafter protocol).
+# Per-iteration sums, so a family's metrics can rate achievements over all training episodes (Crafter's protocol).
 ACHIEVEMENT_COUNT_PREFIX = "llmrl/ach_count/"
 ACHIEVEMENT_EPISODES = "llmrl/ach_episodes"
-ENV_RETURN = "llmrl/env_return"  # Crafter: episode return without the intrinsic bonus
+ENV_RETURN = "llmrl/env_return"  # episode return without the intrinsic bonus (tasks reporting achievements)
 CLIENT_PREFIX = "llmrl/"
 
 # Client counters are per process, and the driver can host both a training and an evaluation env runner (each
@@ -18,9 +18,11 @@ _REPORTED: dict[str, float] = {}
 
 
 class GuidanceCallbacks(RLlibCallback):
-    """Windows are set from the config (see ``make_callbacks``) so eval success covers exactly one eval round."""
+    """Windows are set from the config (see ``make_callbacks``) so eval success covers exactly one eval round;
+    ``achievements`` are the family's (``FamilySpec.achievements``)."""
 
     window = 100
+    achievements: tuple[str, ...] = ()
 
     def on_episode_end(self, *, episode, metrics_logger=None, env=None, env_index=0, **kwargs) -> None:
         if metrics_logger is None:
@@ -29,9 +31,7 @@ class GuidanceCallbacks(RLlibCallback):
         metrics_logger.log_value(SUCCESS, float(bool(info.get("success", False))), window=self.window)
         unlocked = info.get("episode_achievements")
         if unlocked is not None:
-            from llmrl.envs.crafter.score import ACHIEVEMENTS
-
-            for name in ACHIEVEMENTS:
+            for name in self.achievements:
                 metrics_logger.log_value(ACHIEVEMENT_PREFIX + name, float(name in unlocked), window=self.window)
                 metrics_logger.log_value(ACHIEVEMENT_COUNT_PREFIX + name, float(name in unlocked), reduce="sum")
             metrics_logger.log_value(ACHIEVEMENT_EPISODES, 1.0, reduce="sum")
@@ -62,5 +62,5 @@ def forget_process_counters() -> None:
     _REPORTED.clear()
 
 
-def make_callbacks(window: int) -> type[GuidanceCallbacks]:
-    return type("GuidanceCallbacksW", (GuidanceCallbacks,), {"window": window})
+def make_callbacks(window: int, achievements: tuple[str, ...] = ()) -> type[GuidanceCallbacks]:
+    return type("GuidanceCallbacksW", (GuidanceCallbacks,), {"window": window, "achievements": tuple(achievements)})

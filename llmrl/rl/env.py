@@ -6,7 +6,7 @@ from typing import Any
 
 from llmrl.config import Config, config_from_dict
 from llmrl.envs.guided import TeacherGuidedEnv, shared_feedback_sender
-from llmrl.envs.registry import make_task
+from llmrl.envs.registry import family_spec, make_task
 
 ENV_ID = "llmrl-guided"
 
@@ -24,9 +24,10 @@ def build_guided_env(env_config: dict[str, Any]) -> TeacherGuidedEnv:
     vector = int(getattr(env_config, "vector_index", 0))
     seed = env_seed(cfg, worker, vector, evaluation)
     task = make_task(cfg.env, seed)
-    # MiniGrid evaluation measures the student alone. A Crafter student is conditioned on the teacher's
-    # sub-goals, so it keeps its teacher at evaluation (as AdaRefiner does); evaluation never sends feedback.
-    guided = cfg.teacher.backend != "off" and (not evaluation or cfg.env.family == "crafter")
+    # Evaluation measures the student alone, unless the family's student is conditioned on the teacher's options
+    # (Crafter's sub-goals, as in AdaRefiner); evaluation never sends feedback.
+    spec = family_spec(cfg.env.name)
+    guided = cfg.teacher.backend != "off" and (not evaluation or spec.eval_with_teacher)
     advice = None
     feedback = None
     if guided:
@@ -35,4 +36,4 @@ def build_guided_env(env_config: dict[str, Any]) -> TeacherGuidedEnv:
         advice = shared_client(cfg.teacher, namespace)
         if cfg.feedback.enabled and not evaluation:
             feedback = shared_feedback_sender(cfg.feedback.actor_name, cfg.feedback.flush_every, namespace)
-    return TeacherGuidedEnv(task, cfg, advice, feedback, seed=seed)
+    return TeacherGuidedEnv(task, cfg, advice, feedback, seed=seed, spec=spec)

@@ -1,4 +1,4 @@
-"""The student: one RLModule family for every environment, chosen by the observation keys.
+"""The student: one RLModule for every environment, with the encoder its family names (``FamilySpec.encoder``).
 
 - MiniGrid (``{"grid"}``): each cell's (type, colour, state, agent direction) is embedded and summed, and a
   small CNN over the map feeds the policy and value heads. (A flat MLP over the same embeddings imitated the
@@ -22,6 +22,7 @@ from ray.rllib.core.rl_module.apis import ValueFunctionAPI
 from ray.rllib.core.rl_module.torch import TorchRLModule
 from torch import nn
 
+from llmrl.config import ConfigError
 from llmrl.envs.guided import TEACHER_PROBS
 
 # Embedding table sizes for MiniGrid's cell encoding (minigrid: 11 object types, 6 colours, 3 door states,
@@ -30,7 +31,18 @@ _GRID_VOCAB = (16, 8, 4, 5)
 
 
 class GridEncoder(nn.Module):
-    def __init__(self, side: int, embed_dim: int, channels, hidden: int):
+    @staticmethod
+    def check(spaces: dict[str, Any]) -> str | None:
+        grid = spaces.get("grid")
+        if grid is None or len(getattr(grid, "shape", ()) or ()) != 3 or grid.shape[2] != len(_GRID_VOCAB):
+            return 'a "grid" Box of shape (H, W, 4): (type, colour, state, direction) cell codes'
+        return None
+
+    @classmethod
+    def build(cls, spaces: dict[str, Any], mc: dict[str, Any], hidden: int) -> nn.Module:
+        return cls(spaces["grid"].shape[:2], int(mc["embed_dim"]), tuple(mc["grid_channels"]), hidden)
+
+    def __init__(self, shape: tuple[int, int], embed_dim: int, channels, hidden: int):
         super().__init__()
         self.embeds = nn.ModuleList(nn.Embedding(n, embed_dim) for n in _GRID_VOCAB)
         layers: list[nn.Module] = []
@@ -42,7 +54,7 @@ class GridEncoder(nn.Module):
             in_ch = out_ch
         self.cnn = nn.Sequential(*layers, nn.Flatten())
         with torch.no_grad():
-            n_flat = self.cnn(torch.zeros(1, embed_dim, side, side)).shape[1]
+            n_flat = self.cnn(torch.zeros(1, embed_dim, *shape)).shape[1]
         self.fc = nn.Sequential(nn.Linear(n_flat, hidden), nn.ReLU())
 
     def forward(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -52,6 +64,19 @@ class GridEncoder(nn.Module):
 
 
 class ImageSubgoalEncoder(nn.Module):
+    @staticmethod
+    def check(spaces: dict[str, Any]) -> str | None:
+        shapes = {k: len(getattr(spaces.get(k), "shape", None) or ()) for k in ("image", "inventory", "subgoal")}
+        if shapes != {"image": 3, "inventory": 1, "subgoal": 1}:
+            return ('"image" (H, W, C), "inventory" (n,) and "subgoal" (1,) Boxes (the sub-goal as a 1-based index, '
+                    "0 = none)")
+        return None
+
+    @classmethod
+    def build(cls, spaces: dict[str, Any], mc: dict[str, Any], hidden: int) -> nn.Module:
+        return cls(spaces["image"].shape, spaces["inventory"].shape[0], int(spaces["subgoal"].high.max()),
+                   tuple(mc["conv_channels"]), int(mc["subgoal_embed_dim"]), hidden)
+
     def __init__(self, image_shape: tuple[int, ...], inventory_dim: int, num_subgoals: int, channels, subgoal_dim: int,
                  hidden: int):
         super().__init__()
@@ -76,23 +101,49 @@ class ImageSubgoalEncoder(nn.Module):
         return torch.relu(x)
 
 
+class VectorEncoder(nn.Module):
+    @staticmethod
+    def check(spaces: dict[str, Any]) -> str | None:
+        vector = spaces.get("vector")
+        if vector is None or len(getattr(vector, "shape", None) or ()) != 1:
+            return 'a "vector" Box of shape (n,)'
+        return None
+
+    @classmethod
+    def build(cls, spaces: dict[str, Any], mc: dict[str, Any], hidden: int) -> nn.Module:
+        return cls(spaces["vector"].shape[0], hidden)
+
+    def __init__(self, size: int, hidden: int):
+        super().__init__()
+        self.mlp = nn.Sequential(nn.Linear(size, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU())
+
+    def forward(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.mlp(obs["vector"].float())
+
+
+ENCODERS: dict[str, type] = {"grid": GridEncoder, "image_subgoal": ImageSubgoalEncoder, "vector": VectorEncoder}
+
+
+def check_observation_space(encoder: str, space: Any, name: str) -> None:
+    """One-line ``ConfigError`` unless the student's ``encoder`` can read observations from ``space``."""
+    if encoder not in ENCODERS:
+        raise ConfigError(f"env.name: {name}: family_spec.encoder must be one of {', '.join(ENCODERS)}, "
+                          f"got {encoder!r}")
+    spaces = getattr(space, "spaces", None)
+    need = ENCODERS[encoder].check(spaces) if isinstance(spaces, dict) else "a Dict observation space"
+    if need is not None:
+        raise ConfigError(f"env.name: {name}: the student's {encoder!r} encoder cannot read the observation space "
+                          f"{space}; it needs {need}")
+
+
 class GuidedStudentModule(TorchRLModule, ValueFunctionAPI):
     def setup(self):
         mc = self.model_config
         spaces = self.observation_space.spaces
+        # Checkpoints from before encoders were named by the family chose by the observation keys.
+        encoder = mc.get("encoder") or ("grid" if "grid" in spaces else "image_subgoal")
         hidden = int(mc["hidden"])
-        if "grid" in spaces:
-            side = spaces["grid"].shape[0]
-            self.encoder = GridEncoder(side, int(mc["embed_dim"]), tuple(mc["grid_channels"]), hidden)
-        else:
-            self.encoder = ImageSubgoalEncoder(
-                spaces["image"].shape,
-                spaces["inventory"].shape[0],
-                int(spaces["subgoal"].high.max()),
-                tuple(mc["conv_channels"]),
-                int(mc["subgoal_embed_dim"]),
-                hidden,
-            )
+        self.encoder = ENCODERS[encoder].build(spaces, mc, hidden)
         self.pi = nn.Linear(hidden, self.action_space.n)
         self.vf = nn.Linear(hidden, 1)
         # Small initial policy logits: a near-uniform start, as PPO implementations usually do.

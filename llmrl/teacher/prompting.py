@@ -26,11 +26,9 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
+from llmrl.envs.registry import builtin_specs, family_spec
 from llmrl.messages import PromptBankSnapshot, TeacherQuery
 
-# What the teacher chooses is called a plan in MiniGrid (LLM4Teach) and a sub-goal in Crafter (AdaRefiner).
-_OPTION_WORD = {"crafter": ("sub-goal", "sub-goals")}
-_DEFAULT_OPTION_WORD = ("plan", "plans")
 
 # Section headers, kept together so the tiny test LM's vocabulary can include them (see template_text()).
 _EXAMPLES = "Examples:"
@@ -42,8 +40,9 @@ _CONTEXT = "Context:"
 
 
 def option_word(family: str) -> tuple[str, str]:
-    """(singular, plural) name of an option in ``family``'s prompts."""
-    return _OPTION_WORD.get(family, _DEFAULT_OPTION_WORD)
+    """(singular, plural) name of an option in ``family``'s prompts (``FamilySpec.option_word``): a plan in
+    MiniGrid (LLM4Teach), a sub-goal in Crafter (AdaRefiner)."""
+    return family_spec(family).option_word
 
 
 def answer_cue(family: str) -> str:
@@ -142,7 +141,7 @@ class ChatPrompts:
 def template_text() -> str:
     """Every fixed word ``build_prompt`` can emit (for building a word-level tokenizer's vocabulary)."""
     words = [_EXAMPLES, _FEEDBACK, _SUBGOAL_SUCCESS, _COMPREHENSION, _STATE, _CONTEXT, "- ; . :"]
-    for singular, plural in (_DEFAULT_OPTION_WORD, *_OPTION_WORD.values()):
+    for singular, plural in dict.fromkeys(spec.option_word for spec in builtin_specs()):
         words += [f"Allowed {plural}:", singular.capitalize() + ":"]
     return "\n".join(words)
 

@@ -72,4 +72,9 @@ def load_checkpoint(path: Path, graph: Any, state_cls: type[S]) -> S:
     graph.algo.restore_from_path(str((path / ALGO_DIR).resolve()))
     if bank is not None:
         ray.get(graph.feedback.load_state_dict.remote(bank))
-    return state_cls(**json.loads((path / LOOP_STATE).read_text()))
+    saved = json.loads((path / LOOP_STATE).read_text())
+    # Checkpoints from before family specs kept Crafter's running totals at the top level.
+    legacy = {k: saved.pop(k) for k in ("train_episodes", "train_achievements") if k in saved}
+    if legacy:
+        saved.setdefault("family_state", {}).update(legacy)
+    return state_cls(**saved)

@@ -18,7 +18,7 @@ import numpy as np
 from llmrl.config import Config
 from llmrl.core import AdviceSource
 from llmrl.envs.guided import TEACHER_PROBS, TeacherGuidedEnv
-from llmrl.envs.registry import make_task
+from llmrl.envs.registry import family_spec, make_task
 from llmrl.messages import PromptBankSnapshot
 from llmrl.rl.env import env_seed
 from llmrl.training.checkpoint import config_of_checkpoint
@@ -78,9 +78,9 @@ def teacher_client(cfg: Config, bank: PromptBankSnapshot) -> Iterator[Any]:
 
 
 def evaluate_student(checkpoint: Path, episodes: int, greedy: bool = True) -> dict[str, Any]:
-    """Student episodes on evaluation seeds. MiniGrid students act alone; a Crafter student is conditioned on
-    its teacher's sub-goals, so it is evaluated with the teacher it was trained with (as training's evaluation
-    does), the student still choosing every action."""
+    """Student episodes on evaluation seeds. Students act alone, unless their family conditions them on the
+    teacher's options (``FamilySpec.eval_with_teacher``, Crafter's sub-goals): then the student is evaluated with
+    the teacher it was trained with (as training's evaluation does), the student still choosing every action."""
     from llmrl.rl.evaluate import load_student, student_action
 
     cfg = config_of_checkpoint(checkpoint)
@@ -91,7 +91,7 @@ def evaluate_student(checkpoint: Path, episodes: int, greedy: bool = True) -> di
     def act(obs: Any, info: dict) -> int:
         return student_action(module, obs, greedy, rng)
 
-    if cfg.env.family == "crafter" and cfg.teacher.backend != "off":
+    if family_spec(cfg.env.name).eval_with_teacher and cfg.teacher.backend != "off":
         # The teacher as it was at this checkpoint (its prompt bank), as training's evaluation saw it.
         with teacher_client(cfg, teacher_of_checkpoint(checkpoint).bank) as client:
             env = TeacherGuidedEnv(make_task(cfg.env, None), cfg, client, None, seed=cfg.run.seed)

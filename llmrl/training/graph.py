@@ -64,11 +64,17 @@ class Graph:
 
 
 def task_description_for(cfg: Config) -> str:
-    from llmrl.envs.registry import make_task
+    """The task's prompt, from one env built in the driver; also where an env the student cannot read fails, in
+    one line (``ConfigError``), before any RLlib actor starts."""
+    from llmrl.envs.registry import family_spec, make_task
+    from llmrl.rl.module import check_observation_space
 
     task = make_task(cfg.env, seed=cfg.run.seed)
     try:
-        return task.task_description(cfg.teacher.prompt_style)
+        check_observation_space(family_spec(cfg.env.name).encoder, task.observation_space, cfg.env.name)
+        style = cfg.teacher.prompt_style
+        # A family that writes only the plain prompt need not take the argument (a user's own Guidable env).
+        return task.task_description(style) if style != "plain" else task.task_description()
     finally:
         task.close()
 

@@ -19,6 +19,7 @@ from typing import Any, TextIO
 import yaml
 
 from llmrl.config import Config
+from llmrl.envs.registry import family_spec
 from llmrl.training.checkpoint import load_checkpoint, save_checkpoint
 from llmrl.training.metrics import MetricsWriter
 
@@ -40,8 +41,7 @@ class LoopState:
     teacher_restarts: int = 0
     client_totals: dict[str, float] = field(default_factory=dict)
     last_eval: dict[str, Any] = field(default_factory=dict)
-    train_episodes: int = 0  # Crafter: training episodes so far ...
-    train_achievements: dict[str, float] = field(default_factory=dict)  # ... and in how many each was unlocked
+    family_state: dict[str, Any] = field(default_factory=dict)  # running totals of the family's metrics (JSON)
 
 
 class TeacherMonitor:
@@ -173,42 +173,11 @@ def metrics_row(result: dict[str, Any], state: LoopState, teacher: dict[str, flo
     return row
 
 
-def _percent(counts: dict[str, float], episodes: int) -> dict[str, float]:
-    from llmrl.envs.crafter.score import ACHIEVEMENTS
-
-    return {name: 100.0 * counts.get(name, 0.0) / episodes if episodes else 0.0 for name in ACHIEVEMENTS}
-
-
-def crafter_metrics(result: dict[str, Any], state: LoopState) -> dict[str, Any]:
-    """Crafter scores (percent) for the metrics row: ``crafter_score`` from the last evaluation (as the summary),
-    ``train_crafter_score`` from every training episode so far, which is how the Crafter benchmark scores an
-    agent (success rates over all episodes within the step budget), per-achievement training rates, and the
-    return of Crafter's own reward (``episode_return_mean`` includes the intrinsic bonus)."""
-    from llmrl.envs.crafter.score import crafter_score
-    from llmrl.rl.callbacks import ACHIEVEMENT_COUNT_PREFIX, ACHIEVEMENT_EPISODES, ENV_RETURN
-
-    runners = result.get("env_runners", {})
-    state.train_episodes += int(runners.get(ACHIEVEMENT_EPISODES, 0))
-    for key, value in runners.items():
-        if key.startswith(ACHIEVEMENT_COUNT_PREFIX):
-            name = key[len(ACHIEVEMENT_COUNT_PREFIX):]
-            state.train_achievements[name] = state.train_achievements.get(name, 0.0) + float(value)
-    evaluated = state.last_eval.get("eval_achievements", {})
-    train_rates = _percent(state.train_achievements, state.train_episodes)
-    row: dict[str, Any] = {
-        "crafter_score": crafter_score({n: 100.0 * r for n, r in evaluated.items()}) if evaluated else math.nan,
-        "train_crafter_score": crafter_score(train_rates) if state.train_episodes else math.nan,
-        "train_episodes": state.train_episodes,
-        "env_return_mean": float(runners.get(ENV_RETURN, math.nan)),
-    }
-    row.update({f"train_ach/{name}": rate / 100.0 for name, rate in train_rates.items()})
-    return row
-
-
 def train(cfg: Config, stream: TextIO | None = sys.stdout) -> dict[str, Any]:
     """Run (or resume) one training run; returns the summary that is also written to ``summary.json``."""
     from llmrl.training.graph import build_graph, init_ray
 
+    spec = family_spec(cfg.env.name)
     run_dir = make_run_dir(cfg)
     (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
     started_ray = init_ray(cfg)
@@ -232,7 +201,7 @@ def train(cfg: Config, stream: TextIO | None = sys.stdout) -> dict[str, Any]:
             iter_steps = int(_get(result, "env_runners", "num_env_steps_sampled", default=0))
             state.env_steps += iter_steps
             state.wall_s += iter_s
-            # Crafter evaluation keeps its teacher, so its client's counters count too.
+            # Evaluation may keep its teacher (FamilySpec.eval_with_teacher), so its client's counters count too.
             evaluation = _get(result, "evaluation", "env_runners", default={})
             for key, value in [*result.get("env_runners", {}).items(), *evaluation.items()]:
                 if key.startswith(("llmrl/teacher_client/", "llmrl/feedback/")):
@@ -243,8 +212,8 @@ def train(cfg: Config, stream: TextIO | None = sys.stdout) -> dict[str, Any]:
                 teacher["_llm_calls_delta"] = teacher["llm_calls"] - last_llm_calls
                 last_llm_calls = teacher["llm_calls"]
             row = metrics_row(result, state, teacher, iter_steps, iter_s, monitor.bank_version())
-            if cfg.env.family == "crafter":
-                row.update(crafter_metrics(result, state))
+            if spec.metrics is not None:
+                row.update(spec.metrics(result, state))
             success = row["eval_success"]
             if not math.isnan(success):
                 state.best_eval_success = max(state.best_eval_success, success)
@@ -322,14 +291,7 @@ def build_summary(cfg: Config, state: LoopState, row: dict[str, Any], checkpoint
         "checkpoint": str(checkpoint) if checkpoint else None,
         "run_dir": str(run_dir),
     }
-    if cfg.env.family == "crafter":
-        from llmrl.envs.crafter.score import ACHIEVEMENTS, crafter_score
-
-        rates = {name: 100.0 * state.last_eval.get("eval_achievements", {}).get(name, 0.0) for name in ACHIEVEMENTS}
-        summary["achievements"] = rates
-        summary["crafter_score"] = crafter_score(rates)
-        train_rates = _percent(state.train_achievements, state.train_episodes)
-        summary["train_episodes"] = state.train_episodes
-        summary["train_achievements"] = train_rates
-        summary["train_crafter_score"] = crafter_score(train_rates)
+    spec = family_spec(cfg.env.name)
+    if spec.summary is not None:
+        summary.update(spec.summary(state))
     return summary

@@ -37,3 +37,14 @@ def test_resuming_with_another_credit_is_a_config_error_before_any_restore(tmp_p
     with pytest.raises(ConfigError, match="feedback.credit: .*credit=episode"):
         load_checkpoint(tmp_path, graph, dict)
     assert graph.algo.restored == []
+
+
+def test_loop_state_of_an_older_checkpoint_keeps_crafters_running_totals(tmp_path):
+    from llmrl.training.loop import LoopState
+
+    (tmp_path / LOOP_STATE).write_text(json.dumps({"iteration": 3, "train_episodes": 7,
+                                                   "train_achievements": {"collect_wood": 5.0}}))
+    graph = SimpleNamespace(cfg=Config(), algo=_Algo(), feedback=None)
+    state = load_checkpoint(tmp_path, graph, LoopState)
+    assert state.iteration == 3
+    assert state.family_state == {"train_episodes": 7, "train_achievements": {"collect_wood": 5.0}}

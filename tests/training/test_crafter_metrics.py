@@ -6,8 +6,9 @@ from pathlib import Path
 import pytest
 
 from llmrl.config import load_config
+from llmrl.envs.crafter.family import crafter_metrics
 from llmrl.envs.crafter.score import ACHIEVEMENTS, crafter_score
-from llmrl.training.loop import LoopState, build_summary, crafter_metrics, metrics_row
+from llmrl.training.loop import LoopState, build_summary, metrics_row
 
 
 def result(episodes: int, counts: dict[str, float], evaluated: dict[str, float] | None = None) -> dict:

@@ -1,9 +1,10 @@
-"""The MiniGrid tasks: LLM4Teach's three door-and-key rooms (written fresh) and the stock ones we reuse.
+"""The MiniGrid tasks: LLM4Teach's four door-and-key rooms (written fresh) and the stock ones we reuse.
 
 LLM4Teach's tasks put a room of random size (each side drawn from room_min..room_max) in the top-left
 corner of a room_max x room_max grid, with a locked exit door in one of its walls. The episode ends with
 reward ``1 - 0.9 * steps / max_steps`` as soon as the door is opened; the agent sees a small egocentric
-view (3 cells by default) and must remember what it saw.
+view (3 cells by default) and must remember what it saw. TwoDoor is the large one: a room of side 20 with two
+locked doors in opposite walls, either of which solves it.
 
 Stock tasks (``MiniGrid-DoorKey-*``, ``BabyAI-GoToRedBallNoDists-v0``) are built with ``gymnasium.make``
 and keep their own ``max_steps`` and 7-cell view: those are what published baselines use, so numbers stay
@@ -50,6 +51,7 @@ TASK_SPECS: dict[str, TaskSpec] = {
     "SimpleDoorKey": TaskSpec("SimpleDoorKey", None, "none"),
     "LavaDoorKey": TaskSpec("LavaDoorKey", None, "none"),
     "ColoredDoorKey": TaskSpec("ColoredDoorKey", None, "abstract"),
+    "TwoDoor": TaskSpec("TwoDoor", None, "none"),
     "DoorKey-5x5": TaskSpec("DoorKey-5x5", "MiniGrid-DoorKey-5x5-v0", "none"),
     "DoorKey-8x8": TaskSpec("DoorKey-8x8", "MiniGrid-DoorKey-8x8-v0", "none"),
     "GoToRedBallNoDists": TaskSpec("GoToRedBallNoDists", "BabyAI-GoToRedBallNoDists-v0", "real"),
@@ -74,19 +76,35 @@ def _neighbours(pos: tuple[int, int]) -> Iterable[tuple[int, int]]:
     return ((x + 1, y), (x - 1, y), (x, y + 1), (x, y - 1))
 
 
-class RoomDoorKeyEnv(MiniGridEnv):
-    """A walled room with a locked exit door; subclasses put keys (and lava) inside.
+def _door_in(wall: str, w: int, h: int, offset: int) -> tuple[tuple[int, int], tuple[int, int]]:
+    """(door cell, the room cell in front of it) for a door ``offset`` cells along ``wall`` of a w x h room."""
+    if wall == "east":
+        return (w - 1, offset), (w - 2, offset)
+    if wall == "west":
+        return (0, offset), (1, offset)
+    if wall == "south":
+        return (offset, h - 1), (offset, h - 2)
+    return (offset, 0), (offset, 1)
 
-    The episode is solved, and ends, when the door is opened: toggling it while holding the key of its colour.
+
+class RoomDoorKeyEnv(MiniGridEnv):
+    """A walled room with locked exit doors (one by default); subclasses put keys (and lava) inside.
+
+    The episode is solved, and ends, when a door is opened: toggling it while holding the key of its colour.
     """
+
+    # A task whose room always has this side ignores room_min/room_max (TwoDoor).
+    fixed_side: int | None = None
 
     def __init__(self, room_min: int, room_max: int, agent_view_size: int, max_steps: int, **kwargs: Any):
         if not 5 <= room_min <= room_max:
             raise ValueError(f"room sides must satisfy 5 <= room_min <= room_max, got {room_min}, {room_max}")
         self.room_min = room_min
         self.room_max = room_max
-        self.door: Door | None = None
-        self.door_access: tuple[int, int] = (0, 0)  # the one room cell from which the door can be toggled
+        self.door: Door | None = None  # the first door; every door of a task has its colour
+        self.door_access: tuple[int, int] = (0, 0)  # the one room cell from which the first door can be toggled
+        self.doors: list[Door] = []
+        self.door_accesses: list[tuple[int, int]] = []
         self.keys: list[Key] = []
         super().__init__(
             mission_space=MissionSpace(mission_func=_open_the_door),
@@ -111,19 +129,24 @@ class RoomDoorKeyEnv(MiniGridEnv):
         w = self._rand_int(self.room_min, self.room_max + 1)
         h = self._rand_int(self.room_min, self.room_max + 1)
         self.grid.wall_rect(0, 0, w, h)
-        wall = self._rand_elem(_WALLS)
-        if wall in ("east", "west"):
-            y = self._rand_int(1, h - 1)
-            pos, access = ((w - 1, y), (w - 2, y)) if wall == "east" else ((0, y), (1, y))
-        else:
-            x = self._rand_int(1, w - 1)
-            pos, access = ((x, h - 1), (x, h - 2)) if wall == "south" else ((x, 0), (x, 1))
-        self.door = Door(self._door_colour(), is_locked=True)
-        self.grid.set(*pos, self.door)
-        self.door_access = access
+        # Draw order (walls, offsets, then colour) keeps the layouts of every seed from before TwoDoor existed.
+        cells = [_door_in(wall, w, h, self._rand_int(1, (h if wall in ("east", "west") else w) - 1))
+                 for wall in self._door_walls()]
+        colour = self._door_colour()
+        self.doors, self.door_accesses = [], []
+        for pos, access in cells:
+            door = Door(colour, is_locked=True)
+            self.grid.set(*pos, door)
+            self.doors.append(door)
+            self.door_accesses.append(access)
+        self.door, self.door_access = self.doors[0], self.door_accesses[0]
         self.place_agent(top=(0, 0), size=(w, h), rand_dir=True)
         self._place_contents((0, 0), (w, h))
         return self._solvable()
+
+    def _door_walls(self) -> tuple[str, ...]:
+        """The walls that get a door: one, at random."""
+        return (self._rand_elem(_WALLS),)
 
     def _door_colour(self) -> str:
         return self._rand_elem(COLOR_NAMES)
@@ -148,11 +171,11 @@ class RoomDoorKeyEnv(MiniGridEnv):
         if not any(n in near_agent for n in _neighbours(key_pos)):
             return False
         from_key = _reachable(self.grid, key_pos, lambda x, y: self.grid.get(x, y) is None)
-        return self.door_access in from_key
+        return any(access in from_key for access in self.door_accesses)
 
     def step(self, action: int) -> tuple[Any, float, bool, bool, dict[str, Any]]:
         obs, reward, terminated, truncated, info = super().step(action)
-        if action == self.actions.toggle and self.door is not None and self.door.is_open:
+        if action == self.actions.toggle and any(door.is_open for door in self.doors):
             reward = self._reward()
             terminated = True
         return obs, reward, terminated, truncated, info
@@ -194,7 +217,24 @@ class ColoredDoorKeyEnv(RoomDoorKeyEnv):
             self.keys.append(key)
 
 
-_CUSTOM = {"SimpleDoorKey": SimpleDoorKeyEnv, "LavaDoorKey": LavaDoorKeyEnv, "ColoredDoorKey": ColoredDoorKeyEnv}
+class TwoDoorEnv(RoomDoorKeyEnv):
+    """LLM4Teach's TwoDoor: a room of side 20, two locked doors of one colour in opposite walls (east and west, or
+    north and south), and their key in the 2x2 cells at the centre. Opening either door solves it."""
+
+    fixed_side = 20
+
+    def _door_walls(self) -> tuple[str, ...]:
+        return self._rand_elem([("east", "west"), ("south", "north")])
+
+    def _place_contents(self, top: tuple[int, int], size: tuple[int, int]) -> None:
+        key = Key(self.door.color)
+        w, h = size
+        self.place_obj(key, (top[0] + w // 2 - 1, top[1] + h // 2 - 1), (2, 2))
+        self.keys.append(key)
+
+
+_CUSTOM = {"SimpleDoorKey": SimpleDoorKeyEnv, "LavaDoorKey": LavaDoorKeyEnv, "ColoredDoorKey": ColoredDoorKeyEnv,
+           "TwoDoor": TwoDoorEnv}
 
 
 def build_env(cfg: EnvConfig) -> tuple[gymnasium.Env, TaskSpec]:
@@ -203,9 +243,9 @@ def build_env(cfg: EnvConfig) -> tuple[gymnasium.Env, TaskSpec]:
         raise ValueError(f"env.name: {cfg.name!r} is not a MiniGrid task ({', '.join(TASK_SPECS)})")
     spec = TASK_SPECS[cfg.name]
     if spec.gym_id is None:
-        env = _CUSTOM[cfg.name](
-            room_min=cfg.room_min, room_max=cfg.room_max, agent_view_size=cfg.agent_view_size, max_steps=cfg.max_steps
-        )
+        cls = _CUSTOM[cfg.name]
+        room_min, room_max = (cls.fixed_side, cls.fixed_side) if cls.fixed_side else (cfg.room_min, cfg.room_max)
+        env = cls(room_min=room_min, room_max=room_max, agent_view_size=cfg.agent_view_size, max_steps=cfg.max_steps)
         return env, spec
     # The passive env checker only inspects the first calls; it is noise in a training loop.
     return gymnasium.make(spec.gym_id, disable_env_checker=True), spec

@@ -121,6 +121,14 @@ TASK_DESCRIPTIONS: dict[str, str] = {
         "agent should look for the color2 key. 3. Action: {explore}"
     ),
 }
+TASK_DESCRIPTIONS["TwoDoor"] = (
+    "In a locked 2D grid room, there is an agent whose task is to open a door. The large room has two locked doors "
+    "of the same colour in opposite walls, and one key that opens either of them. A door can only be opened while "
+    "the agent holds the key; opening either door completes the task. "
+    + _VOCABULARY
+    + " "
+    + _EXAMPLE
+)
 _GOAL_ROOM = (
     "In a 2D grid world of two rooms, there is an agent whose task is to reach the goal square. The goal is in "
     "the second room, behind a locked door that can only be opened while the agent holds the key. "
@@ -183,6 +191,9 @@ LLM4TEACH_PROMPTS: dict[str, str] = {
         "explore",
     ),
 }
+LLM4TEACH_PROMPTS["TwoDoor"] = _llm4teach(
+    "In a locked 2D grid room, there is an agent whose task is to open one of the two doors. A door can only be "
+    "opened while agent holds the key.", *_LLM4TEACH_KEY_EXAMPLE)
 LLM4TEACH_PROMPTS["DoorKey-5x5"] = LLM4TEACH_PROMPTS["DoorKey-8x8"] = _llm4teach(
     "In a 2D grid world of two rooms, there is an agent whose task is to reach the goal square behind a locked "
     "door. The door can only be opened while agent holds the key. To walk onto the goal, use go to <goal>.",

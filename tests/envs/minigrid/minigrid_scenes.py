@@ -44,6 +44,7 @@ def scene(rows: list[str], task: str = "SimpleDoorKey", carrying=None, reveal: b
             if isinstance(obj, Door):
                 raw.door = obj
     raw.grid = grid
+    raw.doors = [obj for obj in grid.grid if isinstance(obj, Door)]
     raw.carrying = carrying
     raw.step_count = 0
     t.knowledge.reset()

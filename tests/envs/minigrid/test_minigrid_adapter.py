@@ -5,10 +5,11 @@ from collections import deque
 import numpy as np
 import pytest
 
-from llmrl.config import MINIGRID_TASKS, EnvConfig
+from llmrl.config import EnvConfig
 from llmrl.core import Guidable
 from llmrl.envs import registry
 from llmrl.envs.minigrid import MiniGridTask
+from llmrl.envs.minigrid.family import MINIGRID_TASKS
 from llmrl.envs.minigrid.planner import correct_option
 
 EPISODES = 20

@@ -3,8 +3,9 @@
 import numpy as np
 import pytest
 
-from llmrl.config import MINIGRID_TASKS, EnvConfig
+from llmrl.config import EnvConfig
 from llmrl.envs.minigrid.adapter import make_task
+from llmrl.envs.minigrid.family import MINIGRID_TASKS
 from llmrl.envs.minigrid.planner import correct_option
 
 

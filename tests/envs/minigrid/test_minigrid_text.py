@@ -3,8 +3,9 @@
 from minigrid.core.world_object import Key
 from minigrid_scenes import follow, scene
 
-from llmrl.config import MINIGRID_TASKS, EnvConfig
+from llmrl.config import EnvConfig
 from llmrl.envs.minigrid.adapter import make_task
+from llmrl.envs.minigrid.family import MINIGRID_TASKS
 from llmrl.envs.minigrid.text import Facts, ObjRef, parse_state_text, render_state_text, task_description
 
 ROOM = [

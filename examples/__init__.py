@@ -1,0 +1,1 @@
+"""Worked examples of using llmrl with your own code (see docs/custom_env.md)."""
