@@ -181,6 +181,9 @@ class ModelConfig:
     embed_dim: int = 8  # MiniGrid: embedding size of each grid-cell channel
     hidden: int = 128  # width of the torso MLP
     grid_channels: tuple[int, ...] = (16, 32)  # MiniGrid CNN channels (3x3 convs; all but the first stride 2)
+    # MiniGrid: stride of the first conv over the (2*room_max-1)^2 egocentric map. 1 = full resolution (the
+    # network the sample-efficiency records were made with); 2 = about 1/4 of the MACs per sample.
+    grid_first_stride: int = 1
     conv_channels: tuple[int, ...] = (16, 32, 32)  # Crafter CNN channels
     subgoal_embed_dim: int = 32  # Crafter: learned embedding table over the sub-goal vocabulary
 
@@ -257,7 +260,7 @@ _POSITIVE = {
     "teacher.openai.num_samples", "feedback.publish_every", "feedback.flush_every", "feedback.max_tracked_states",
     "ppo.lr", "ppo.num_epochs", "ppo.minibatch_size", "ppo.train_batch_size", "resources.num_cpus",
     "resources.num_envs_per_env_runner", "run.max_env_steps", "run.eval_every", "run.eval_episodes",
-    "run.checkpoint_every",
+    "run.checkpoint_every", "model.grid_first_stride",
 }
 _UNIT_INTERVAL = {"teacher.error_rate", "run.success_threshold", "teacher.vllm.gpu_memory_utilization", "ppo.gamma",
                   "ppo.gae_lambda"}

@@ -65,6 +65,7 @@ def build_ppo_config(cfg: Config, namespace: str | None = None) -> PPOConfig:
                     "hidden": cfg.model.hidden,
                     "conv_channels": list(cfg.model.conv_channels),
                     "grid_channels": list(cfg.model.grid_channels),
+                    "grid_first_stride": cfg.model.grid_first_stride,
                     "subgoal_embed_dim": cfg.model.subgoal_embed_dim,
                 },
             )
