@@ -213,6 +213,10 @@ class RunConfig:
     name: str = ""  # run folder name; "" = <env>-<backend>-<timestamp>
     eval_every: int = 1  # iterations between evaluations
     eval_episodes: int = 20
+    # Evaluate on a separate env runner (reserving no CPU: it uses the core the synchronous sample-then-learn loop
+    # leaves idle) while the iteration trains, instead of after it. That evaluation then scores the policy from the
+    # start of the iteration, and the loop dates eval success (and steps_to_success) at that policy's env steps.
+    parallel_eval: bool = False
     success_threshold: float = 0.9  # steps_to_success = first env steps at which eval success >= this
     stop_on_success: bool = False  # stop as soon as eval success >= success_threshold
     checkpoint_every: int = 10  # iterations between checkpoints (a final one is always written)

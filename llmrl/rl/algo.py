@@ -75,7 +75,8 @@ def build_ppo_config(cfg: Config, namespace: str | None = None) -> PPOConfig:
             evaluation_interval=cfg.run.eval_every,
             evaluation_duration=cfg.run.eval_episodes,
             evaluation_duration_unit="episodes",
-            evaluation_num_env_runners=0,
+            evaluation_num_env_runners=1 if cfg.run.parallel_eval else 0,
+            evaluation_parallel_to_training=cfg.run.parallel_eval,
             # Evaluation episodes run side by side in one vector env: one batched forward per step instead of
             # one per episode (sequential eval episodes cost more than training on a small box).
             evaluation_config=PPOConfig.overrides(
@@ -84,6 +85,7 @@ def build_ppo_config(cfg: Config, namespace: str | None = None) -> PPOConfig:
                 # action for as long as its view does not change (e.g. walking into a tree).
                 explore=cfg.env.family == "crafter",
                 num_envs_per_env_runner=min(cfg.run.eval_episodes, 10),
+                num_cpus_per_env_runner=0 if cfg.run.parallel_eval else res.num_cpus_per_env_runner,
             ),
         )
         .fault_tolerance(restart_failed_env_runners=True)
