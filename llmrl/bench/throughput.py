@@ -15,8 +15,10 @@ Rungs, each a rate measured on its own (env steps/s unless noted):
 Each rung is printed with its ratio to the rung above. The ceiling is cores x raw_env; the end-to-end ratio to
 it is the headline. ``predicted_end_to_end`` = 1 / (1/sampling + 1/learner + 1/evaluation) is what a
 synchronous sample-then-learn-then-evaluate loop would give from the rungs alone; a measured end to end above it
-means phases overlap, below it means overhead between phases. ``--compare-off`` measures sampling and end to end
-again with ``teacher.backend=off`` in the same run, for the guided/off ratios.
+means phases overlap, below it means overhead between phases. ``--compare-off`` measures the training rungs
+again with ``teacher.backend=off`` in the same run, for the guided/off ratios; ``--variant 'KEY=VALUE ...'``
+measures the training rungs again with extra overrides (e.g. ``resources.learner_torch_threads=2``), as ratios to
+the base, so that a speed-up is judged within one run.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -35,6 +39,8 @@ from llmrl.bench.runs import load_average, machine, markdown_table, today
 from llmrl.config import Config, load_config
 
 RUNGS = ("raw_env", "task_adapter", "guided_wrapper", "rllib_sampling", "learner", "evaluation", "end_to_end")
+OFF = "teacher.backend=off"
+TRAINING_RUNGS = ("rllib_sampling", "learner", "evaluation", "end_to_end")
 UNITS = {"learner": "samples/s", "evaluation": "train env steps / eval s"}
 
 
@@ -68,9 +74,10 @@ def ladder(rates: dict[str, float], cores: int) -> dict[str, Any]:
     }
 
 
-def eval_rate(train_batch_size: int, eval_every: int, round_seconds: float) -> float:
-    """Evaluation as a rate comparable with the training phases: training env steps per second of evaluation."""
-    return train_batch_size * eval_every / round_seconds if round_seconds > 0 else float("inf")
+def over(numerator: dict[str, dict[str, float]], denominator: dict[str, dict[str, float]]) -> dict[str, float]:
+    """Rate ratios of the rungs two measurements share."""
+    return {k: numerator[k]["rate"] / denominator[k]["rate"] for k in numerator
+            if k in denominator and denominator[k]["rate"] > 0}
 
 
 # -- environment rungs (no Ray needed for the first two) --------------------------------------------------------
@@ -216,6 +223,11 @@ def _table(report: dict[str, Any]) -> str:
     rows.append(["predicted end to end", "1/(1/sampling+1/learner+1/eval)", lad["predicted_end_to_end"], None])
     for name, ratio in report.get("guided_over_off", {}).items():
         rows.append([f"{name}: {report['teacher_backend']} / off", "", ratio, None])
+    for variant in report.get("variants", []):
+        if variant["overrides"] == OFF:
+            continue
+        for name, ratio in variant["over_base"].items():
+            rows.append([f"{name}: [{variant['overrides']}] / base", "", ratio, None])
     return markdown_table(["rung", "unit", "rate", "ratio to above"], rows)
 
 
@@ -229,7 +241,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--eval-rounds", type=int, default=2, help="timed evaluation rounds")
     p.add_argument("--train-iters", type=int, default=4, help="timed algo.train() iterations (after a warm-up)")
     p.add_argument("--rungs", nargs="+", choices=RUNGS, default=list(RUNGS), help="measure only these rungs")
-    p.add_argument("--compare-off", action="store_true", help="also sampling and end to end with teacher.backend=off")
+    p.add_argument("--compare-off", action="store_true", help="also the training rungs with teacher.backend=off")
+    p.add_argument("--variant", action="append", default=[], metavar="'KEY=VALUE ...'",
+                   help="also measure the training rungs with these extra overrides, as ratios to the base (repeatable)")
     p.add_argument("--out", default="runs/bench-throughput")
     args = p.parse_args(argv)
     out = Path(args.out)
@@ -237,6 +251,30 @@ def main(argv: list[str] | None = None) -> int:
     overrides = [*args.overrides, f"run.out_dir={out}"]
     cfg = load_config(args.config, overrides)
     load_before = load_average()
+    from llmrl.training.graph import init_ray
+
+    # One Ray for every measurement (a Ray start-up can time out on a loaded machine); it is sized by the base
+    # config's resources.
+    started = init_ray(cfg)
+    try:
+        command = "llmrl bench throughput " + shlex.join(sys.argv[3:] if argv is None else argv)
+        report = {"command": command, **_measure_all(args, cfg, overrides, load_before)}
+    finally:
+        if started:
+            import ray
+
+            ray.shutdown()
+    stem = f"throughput-{cfg.env.name}-{cfg.teacher.backend}"
+    (out / f"{stem}.json").write_text(json.dumps(report, indent=2))
+    write_chart(report, out / f"{stem}.png")
+    table = _table(report)
+    (out / f"{stem}.md").write_text(table + "\n")
+    print(table)
+    print(f"load average before {load_before}, after {report['load_average_after']}; wrote {out / stem}.json/.png")
+    return 0
+
+
+def _measure_all(args: argparse.Namespace, cfg: Config, overrides: list[str], load_before: str) -> dict[str, Any]:
     results = measure(cfg, args, tuple(args.rungs))
     cores = len(os.sched_getaffinity(0))
     report: dict[str, Any] = {
@@ -250,17 +288,14 @@ def main(argv: list[str] | None = None) -> int:
         "rungs": results,
         "ladder": ladder({k: v["rate"] for k, v in results.items()}, cores),
     }
-    if args.compare_off and cfg.teacher.backend != "off":
-        off = measure(load_config(args.config, [*overrides, "teacher.backend=off"]), args,
-                      ("rllib_sampling", "end_to_end"))
-        report["off_rungs"] = off
-        report["guided_over_off"] = {k: results[k]["rate"] / off[k]["rate"] for k in off if off[k]["rate"] > 0}
+    variants = [*args.variant, *([OFF] if args.compare_off and cfg.teacher.backend != "off" else [])]
+    report["variants"] = []
+    for i, variant in enumerate(variants):
+        # Fresh actor names: a killed actor's name may not be free yet in the same Ray.
+        names = [f"teacher.actor_name=llmrl_teacher_v{i}", f"feedback.actor_name=llmrl_feedback_v{i}"]
+        measured = measure(load_config(args.config, [*overrides, *names, *variant.split()]), args, TRAINING_RUNGS)
+        report["variants"].append({"overrides": variant, "rungs": measured, "over_base": over(measured, results)})
+        if variant == OFF:
+            report["guided_over_off"] = over(results, measured)
     report["load_average_after"] = load_average()
-    stem = f"throughput-{cfg.env.name}-{cfg.teacher.backend}"
-    (out / f"{stem}.json").write_text(json.dumps(report, indent=2))
-    write_chart(report, out / f"{stem}.png")
-    table = _table(report)
-    (out / f"{stem}.md").write_text(table + "\n")
-    print(table)
-    print(f"load average before {load_before}, after {report['load_average_after']}; wrote {out / stem}.json/.png")
-    return 0
+    return report

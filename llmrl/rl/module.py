@@ -46,16 +46,20 @@ class GridEncoder(nn.Module):
         with torch.no_grad():
             n_flat = self.cnn(torch.zeros(1, embed_dim, side, side)).shape[1]
         self.fc = nn.Sequential(nn.Linear(n_flat, hidden), nn.ReLU())
-        # The sum of the four channel embeddings, computed as one-hot(cells) @ concat(tables): the same function,
-        # parameters and gradients, but the backward is one small matmul instead of four embedding_dense_backward
-        # scatters (30% of a learner step on CPU). Not persistent: checkpoints keep the nn.Embedding layout.
+        # With gradients, the sum of the four channel embeddings is computed as one-hot(cells) @ concat(tables):
+        # the same function, parameters and gradients, but the backward is one small matmul instead of four
+        # embedding_dense_backward scatters (30% of a learner step on CPU). Without gradients (sampling,
+        # evaluation) plain lookups are faster. Not persistent: checkpoints keep the nn.Embedding layout.
         sizes = torch.tensor(_GRID_VOCAB)
         self.register_buffer("_offsets", torch.cumsum(sizes, 0) - sizes, persistent=False)
         self.register_buffer("_last_index", sizes - 1, persistent=False)
 
     def embed_cells(self, grid: torch.Tensor) -> torch.Tensor:
         """(..., 4) cell codes -> (..., embed_dim): sum_c table_c[code_c], codes clamped into each table."""
-        index = torch.minimum(grid.long().clamp(min=0), self._last_index) + self._offsets
+        codes = torch.minimum(grid.long().clamp(min=0), self._last_index)
+        if not torch.is_grad_enabled():
+            return sum(emb(codes[..., c]) for c, emb in enumerate(self.embeds))
+        index = codes + self._offsets
         tables = torch.cat([emb.weight for emb in self.embeds])
         one_hot = torch.zeros(*index.shape[:-1], tables.shape[0], dtype=tables.dtype, device=tables.device)
         return one_hot.scatter_(-1, index, 1.0) @ tables

@@ -5,12 +5,11 @@ measured, positive and consistent with the units counted)."""
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 import pytest
 
-from llmrl.bench.throughput import RUNGS, eval_rate, ladder, main
+from llmrl.bench.throughput import RUNGS, ladder, main, over
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -39,10 +38,11 @@ def test_a_missing_rung_is_skipped_and_the_next_compares_with_the_last_present()
     assert ladder({"end_to_end": 10.0}, cores=2)["ceiling"] is None
 
 
-def test_evaluation_is_counted_in_training_steps_per_second_of_evaluation():
-    # One 3 s round every 2 iterations of 2048 steps costs as much as a phase running at 4096/3 steps/s.
-    assert eval_rate(2048, 2, 3.0) == pytest.approx(4096 / 3.0)
-    assert math.isinf(eval_rate(2048, 1, 0.0))
+def test_variants_compare_only_the_rungs_both_measured():
+    base = {"learner": {"rate": 100.0}, "end_to_end": {"rate": 50.0}, "evaluation": {"rate": 0.0}}
+    variant = {"learner": {"rate": 150.0}, "end_to_end": {"rate": 40.0}, "evaluation": {"rate": 10.0},
+               "rllib_sampling": {"rate": 1.0}}
+    assert over(variant, base) == {"learner": 1.5, "end_to_end": 0.8}
 
 
 @pytest.mark.integration
@@ -61,5 +61,12 @@ def test_a_tiny_ladder_measures_every_rung_and_writes_json_and_chart(tmp_path):
         assert rung["rate"] == pytest.approx(rung["units"] / rung["seconds"])
     assert report["rungs"]["learner"]["units"] >= 256  # one update on a full train batch
     assert report["rungs"]["evaluation"]["eval_env_steps"] > 0
+    # Evaluation is counted in training env steps per second of evaluation: one round per eval_every iterations.
+    assert report["rungs"]["evaluation"]["units"] == 256 * 1 * 1
     assert report["ladder"]["ceiling"] == report["ladder"]["cores"] * report["rungs"]["raw_env"]["rate"]
-    assert set(report["guided_over_off"]) == {"rllib_sampling", "end_to_end"}
+    # --compare-off is one variant: the training rungs again with the teacher off, in the same run.
+    (off,) = report["variants"]
+    assert off["overrides"] == "teacher.backend=off"
+    assert set(report["guided_over_off"]) == {"rllib_sampling", "learner", "evaluation", "end_to_end"}
+    for name, ratio in report["guided_over_off"].items():
+        assert ratio == pytest.approx(report["rungs"][name]["rate"] / off["rungs"][name]["rate"])

@@ -20,6 +20,8 @@ def test_one_hot_embedding_equals_the_sum_of_the_channel_tables_values_and_gradi
     grads_fast = torch.autograd.grad((fast * weights).sum(), [e.weight for e in enc.embeds])
     for a, b in zip(grads_ref, grads_fast):
         assert torch.allclose(a, b, atol=1e-5)
+    with torch.no_grad():  # sampling and evaluation take the lookup path
+        assert torch.allclose(enc.embed_cells(grid), reference, atol=1e-6)
 
 
 def test_checkpoints_keep_the_embedding_layout_and_the_first_stride_sets_the_resolution():
