@@ -101,6 +101,7 @@ class GuidedStudentModule(TorchRLModule, ValueFunctionAPI):
         hidden = int(mc["hidden"])
         if "grid" in spaces:
             side = spaces["grid"].shape[0]
+            # .get: modules saved before model.grid_first_stride existed were built with stride 1.
             self.encoder = GridEncoder(side, int(mc["embed_dim"]), tuple(mc["grid_channels"]), hidden,
                                        int(mc.get("grid_first_stride", 1)))
         else:
