@@ -6,7 +6,7 @@
                                                evaluate the teacher acting alone through its skills (a
                                                checkpoint: with that run's prompt bank)
     llmrl bench NAME [args ...]                benchmarks: overhead, sample-efficiency, teacher, teacher-quality,
-                                               scaling, crafter
+                                               scaling, crafter, throughput
     llmrl make-tiny-lm DIR                     build a tiny local causal LM (for the hf backend without downloads)
     llmrl models list                          the models known by a short name, and which are cached where
     llmrl models fetch NAME                    download and convert one of them into the cache; prints its folder
@@ -33,6 +33,7 @@ BENCHMARKS = {
     "teacher-quality": "llmrl.bench.teacher_quality",
     "scaling": "llmrl.bench.scaling",
     "crafter": "llmrl.bench.crafter",
+    "throughput": "llmrl.bench.throughput",
 }
 
 

@@ -213,6 +213,9 @@ class ModelConfig:
     embed_dim: int = 8  # MiniGrid: embedding size of each grid-cell channel
     hidden: int = 128  # width of the torso MLP
     grid_channels: tuple[int, ...] = (16, 32)  # MiniGrid CNN channels (3x3 convs; all but the first stride 2)
+    # MiniGrid: stride of the first conv over the (2*room_max-1)^2 egocentric map. 1 = full resolution (the
+    # network the sample-efficiency records were made with); 2 = about 1/4 of the MACs per sample.
+    grid_first_stride: int = 1
     conv_channels: tuple[int, ...] = (16, 32, 32)  # Crafter CNN channels
     subgoal_embed_dim: int = 32  # Crafter: learned embedding table over the sub-goal vocabulary
 
@@ -242,6 +245,10 @@ class RunConfig:
     name: str = ""  # run folder name; "" = <env>-<backend>-<timestamp>
     eval_every: int = 1  # iterations between evaluations
     eval_episodes: int = 20
+    # Evaluate on a separate env runner (reserving no CPU: it uses the core the synchronous sample-then-learn loop
+    # leaves idle) while the iteration trains, instead of after it. That evaluation then scores the policy from the
+    # start of the iteration, and the loop dates eval success (and steps_to_success) at that policy's env steps.
+    parallel_eval: bool = False
     success_threshold: float = 0.9  # steps_to_success = first env steps at which eval success >= this
     stop_on_success: bool = False  # stop as soon as eval success >= success_threshold
     checkpoint_every: int = 10  # iterations between checkpoints (a final one is always written)
@@ -293,6 +300,7 @@ _POSITIVE = {
     "ppo.lr", "ppo.num_epochs", "ppo.minibatch_size", "ppo.train_batch_size", "resources.num_cpus",
     "resources.num_envs_per_env_runner", "run.max_env_steps", "run.eval_every", "run.eval_episodes",
     "run.checkpoint_every", "teacher.log_flush_s", "teacher.log_max_mb", "teacher.log_queue_size",
+    "model.grid_first_stride",
 }
 _UNIT_INTERVAL = {"teacher.error_rate", "run.success_threshold", "teacher.vllm.gpu_memory_utilization", "ppo.gamma",
                   "ppo.gae_lambda"}

@@ -3,6 +3,10 @@ Crafter, at one env-step budget, same config and seeds.
 
     llmrl bench crafter --steps 24576 --seeds 0 --out runs/bench-crafter [key=value ...]
 
+A long run goes in legs: ``--checkpoint-every N`` checkpoints every N iterations, and the same command with
+``--resume`` continues every run from the newest checkpoint in its folder (``run.resume``: env steps, lambda and
+the prompt bank continue; iterations logged after that checkpoint are replaced by the resumed ones).
+
 Per run it reports:
   * the Crafter score over all training episodes (the Crafter benchmark's protocol: success rates over every
     episode within the budget) and per-achievement success rates;
@@ -28,7 +32,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from llmrl.bench.runs import load_average, machine, markdown_table, today, train_run
+from llmrl.bench.runs import finished_run, latest_checkpoint, load_average, machine, markdown_table, today, train_run
 from llmrl.config import load_config
 from llmrl.envs.registry import family_spec
 
@@ -147,6 +151,10 @@ def main(argv: list[str] | None = None) -> int:
     # The learner trains in this process while the env runners sample in others; on a small machine one
     # thread avoids oversubscribing the cores (2 shared cores: 5 s instead of 29 s per 2048-step update).
     p.add_argument("--torch-threads", type=int, default=1, help="torch threads of the learner (0: torch's default)")
+    p.add_argument("--checkpoint-every", type=int, default=0,
+                   help="iterations between checkpoints (0: only at the end); with --resume, runs continue in legs")
+    p.add_argument("--resume", action="store_true",
+                   help="continue each run from the newest checkpoint in its folder under --out (a later leg)")
     p.add_argument("overrides", nargs="*", help="key=value for every run, e.g. resources.num_envs_per_env_runner=8")
     args = p.parse_args(argv)
     if args.torch_threads > 0:
@@ -160,15 +168,21 @@ def main(argv: list[str] | None = None) -> int:
     # Evaluate once, in the last iteration: the learning curves come from training episodes, and evaluation would
     # otherwise blur the throughput comparison.
     common = [*args.overrides, f"run.max_env_steps={args.steps}", f"run.eval_every={iterations}",
-              f"run.checkpoint_every={iterations}"]
+              f"run.checkpoint_every={args.checkpoint_every or iterations}"]
     records, curves = [], []
     for seed in args.seeds:
         # Arms alternate within a seed, so a stretch of background load is less likely to hit one arm only; each
         # record keeps the load average seen when its run ended, to tell when it did.
         for arm in args.arms:
-            print(f"== {arm}, seed {seed}, {args.steps} env steps", flush=True)
-            summary, rows = train_run(args.config, [*common, *ARMS[arm], f"run.seed={seed}"], out / "runs",
-                                      f"{arm}-s{seed}")
+            name = f"{arm}-s{seed}"
+            finished = finished_run(out / "runs" / name, args.steps) if args.resume else None
+            resume = latest_checkpoint(out / "runs" / name) if args.resume and finished is None else None
+            print(f"== {arm}, seed {seed}, {args.steps} env steps"
+                  + (", finished in an earlier leg" if finished else f", resuming {resume}" if resume else ""),
+                  flush=True)
+            leg = [f"run.resume={resume}"] if resume else []
+            summary, rows = finished or train_run(args.config, [*common, *ARMS[arm], f"run.seed={seed}", *leg],
+                                                  out / "runs", name)
             records.append({**_record(arm, seed, summary, rows), "load_average_after": load_average()})
             curves += [{**r, "arm": arm, "seed": seed} for r in rows]
     arms = aggregate(records)

@@ -31,7 +31,32 @@ def train_run(config: str, overrides: list[str], out_dir: Path, name: str) -> tu
     cfg = load_config(config, [*overrides, f"run.out_dir={out_dir}", f"run.name={name}"])
     summary = train(cfg, stream=None)
     rows = [json.loads(x) for x in (Path(summary["run_dir"]) / "metrics.jsonl").read_text().splitlines()]
-    return summary, rows
+    return summary, last_per_iteration(rows)
+
+
+def finished_run(run_dir: Path, env_steps: int) -> tuple[dict[str, Any], list[dict]] | None:
+    """(summary, metrics rows) of a run folder whose run already reached ``env_steps``, else None; a later leg
+    reads it back instead of resuming a run that has nothing left to do."""
+    summary_file = run_dir / "summary.json"
+    if not summary_file.is_file():
+        return None
+    summary = json.loads(summary_file.read_text())
+    if summary.get("env_steps", 0) < env_steps:
+        return None
+    rows = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    return summary, last_per_iteration(rows)
+
+
+def last_per_iteration(rows: list[dict]) -> list[dict]:
+    """One row per iteration, the last written: a run resumed from a checkpoint repeats the iterations it had
+    logged after that checkpoint (metrics.jsonl is appended to)."""
+    return list({row["iteration"]: row for row in rows}.values())
+
+
+def latest_checkpoint(run_dir: Path) -> Path | None:
+    """The newest complete checkpoint of a run folder (half-written ones end in .tmp), or None."""
+    done = sorted(p for p in (run_dir / "checkpoints").glob("iter_*") if p.is_dir() and not p.name.endswith(".tmp"))
+    return done[-1] if done else None
 
 
 def today() -> str:

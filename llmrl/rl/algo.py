@@ -64,6 +64,7 @@ def build_ppo_config(cfg: Config, namespace: str | None = None) -> PPOConfig:
                     "hidden": cfg.model.hidden,
                     "conv_channels": list(cfg.model.conv_channels),
                     "grid_channels": list(cfg.model.grid_channels),
+                    "grid_first_stride": cfg.model.grid_first_stride,
                     "subgoal_embed_dim": cfg.model.subgoal_embed_dim,
                 },
             )
@@ -73,13 +74,15 @@ def build_ppo_config(cfg: Config, namespace: str | None = None) -> PPOConfig:
             evaluation_interval=cfg.run.eval_every,
             evaluation_duration=cfg.run.eval_episodes,
             evaluation_duration_unit="episodes",
-            evaluation_num_env_runners=0,
+            evaluation_num_env_runners=1 if cfg.run.parallel_eval else 0,
+            evaluation_parallel_to_training=cfg.run.parallel_eval,
             # Evaluation episodes run side by side in one vector env: one batched forward per step instead of
             # one per episode (sequential eval episodes cost more than training on a small box).
             evaluation_config=PPOConfig.overrides(
                 env_config={**env_config, "evaluation": True},
                 explore=spec.eval_explore,
                 num_envs_per_env_runner=min(cfg.run.eval_episodes, 10),
+                num_cpus_per_env_runner=0 if cfg.run.parallel_eval else res.num_cpus_per_env_runner,
             ),
         )
         .fault_tolerance(restart_failed_env_runners=True)

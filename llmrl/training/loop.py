@@ -218,7 +218,8 @@ def train(cfg: Config, stream: TextIO | None = sys.stdout) -> dict[str, Any]:
             if not math.isnan(success):
                 state.best_eval_success = max(state.best_eval_success, success)
                 if state.steps_to_success is None and success >= cfg.run.success_threshold:
-                    state.steps_to_success = state.env_steps
+                    # A parallel evaluation (run.parallel_eval) scored the policy this iteration started from.
+                    state.steps_to_success = state.env_steps - (iter_steps if cfg.run.parallel_eval else 0)
             writer.write(row)
             if state.iteration % cfg.run.checkpoint_every == 0:
                 last_ckpt = save_checkpoint(run_dir, graph, state)

@@ -43,3 +43,31 @@ def test_arms_average_over_seeds_and_tables_show_both(tmp_path):
     assert (tmp_path / "crafter_curves.png").stat().st_size > 0
     with (tmp_path / "crafter_curves.csv").open() as f:
         assert [r["arm"] for r in csv.DictReader(f)] == ["guided", "guided", "off", "off"]
+
+
+def test_a_leg_resumes_from_the_newest_complete_checkpoint_and_replaces_repeated_iterations(tmp_path):
+    from llmrl.bench.runs import last_per_iteration, latest_checkpoint
+
+    assert latest_checkpoint(tmp_path / "never-ran") is None
+    for name in ("iter_000010", "iter_000020", "iter_000030.tmp"):
+        (tmp_path / "checkpoints" / name).mkdir(parents=True)
+    assert latest_checkpoint(tmp_path) == tmp_path / "checkpoints" / "iter_000020"
+    # Iterations 21-22 were logged, the leg died, the next leg resumed from iteration 20 and logged 21-23.
+    rows = [{"iteration": i, "leg": 1} for i in (20, 21, 22)] + [{"iteration": i, "leg": 2} for i in (21, 22, 23)]
+    assert last_per_iteration(rows) == [{"iteration": 20, "leg": 1}, {"iteration": 21, "leg": 2},
+                                        {"iteration": 22, "leg": 2}, {"iteration": 23, "leg": 2}]
+
+
+def test_a_run_that_reached_its_budget_in_an_earlier_leg_is_read_back_not_resumed(tmp_path):
+    import json
+
+    from llmrl.bench.runs import finished_run
+
+    assert finished_run(tmp_path, 4096) is None
+    (tmp_path / "summary.json").write_text(json.dumps({"env_steps": 2048}))
+    (tmp_path / "metrics.jsonl").write_text(json.dumps({"iteration": 1}) + "\n")
+    assert finished_run(tmp_path, 4096) is None  # stopped short of the budget: resume it
+    (tmp_path / "summary.json").write_text(json.dumps({"env_steps": 4096}))
+    (tmp_path / "metrics.jsonl").write_text("".join(json.dumps({"iteration": i}) + "\n" for i in (1, 2, 2)))
+    summary, rows = finished_run(tmp_path, 4096)
+    assert summary["env_steps"] == 4096 and [r["iteration"] for r in rows] == [1, 2]
