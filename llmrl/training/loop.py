@@ -21,6 +21,7 @@ import yaml
 from llmrl.config import Config
 from llmrl.training.checkpoint import load_checkpoint, save_checkpoint
 from llmrl.training.metrics import MetricsWriter
+from llmrl.training.stopping import GracefulStop
 
 logger = logging.getLogger(__name__)
 
@@ -206,7 +207,9 @@ def train(cfg: Config, stream: TextIO | None = sys.stdout) -> dict[str, Any]:
     started_ray = init_ray(cfg)
     graph = None
     writer = MetricsWriter(run_dir, stream=stream)
+    stop = GracefulStop()
     try:
+        stop.install()
         graph = build_graph(cfg)
         state = LoopState()
         if cfg.run.resume:
@@ -216,7 +219,8 @@ def train(cfg: Config, stream: TextIO | None = sys.stdout) -> dict[str, Any]:
         monitor = TeacherMonitor(graph.teachers, state)
         last_llm_calls = monitor.poll()["llm_calls"] if graph.teachers else 0.0
         last_ckpt = None
-        while state.env_steps < cfg.run.max_env_steps:
+        row: dict[str, Any] = {}
+        while state.env_steps < cfg.run.max_env_steps and not stop.requested:
             t0 = time.perf_counter()
             result = graph.algo.train()
             iter_s = time.perf_counter() - t0
@@ -248,13 +252,15 @@ def train(cfg: Config, stream: TextIO | None = sys.stdout) -> dict[str, Any]:
             if cfg.run.stop_on_success and state.steps_to_success is not None:
                 break
         last_ckpt = save_checkpoint(run_dir, graph, state)
-        summary = build_summary(cfg, state, row if state.iteration else {}, last_ckpt, run_dir)
+        summary = build_summary(cfg, state, row, last_ckpt, run_dir)
+        summary["stopped_by"] = stop.signal_name
         (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=float))
         if stream is not None:
             print(f"run folder: {run_dir}", file=stream, flush=True)
         return summary
     finally:
         writer.close()
+        stop.restore()
         if graph is not None:
             graph.stop()
         if started_ray:
