@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from llmrl.config import Config
@@ -24,6 +25,7 @@ from llmrl.config import Config
 logger = logging.getLogger(__name__)
 
 NAMESPACE = "llmrl"
+FEEDBACK_DIR = "feedback"  # in the run folder: the feedback actor's journal (feedback.persist)
 
 
 @dataclass
@@ -35,6 +37,10 @@ class Graph:
     feedback: Any = None
     task_description: str = ""
 
+    def restartable_actors(self) -> dict[str, Any]:
+        """Stateful singleton actors whose Ray restarts the loop counts (``training.restarts``), by metric name."""
+        return {"feedback": self.feedback}
+
     def stop(self) -> None:
         import ray
 
@@ -42,6 +48,11 @@ class Graph:
             self.algo.stop()
         except Exception as exc:  # noqa: BLE001 - shutting down; report and go on
             logger.warning("stopping the algorithm failed: %s", exc)
+        if self.feedback is not None:
+            try:  # write the feedback journal's last buffered summaries before the actor goes
+                ray.get(self.feedback.close.remote(), timeout=10)
+            except Exception as exc:  # noqa: BLE001 - shutting down; report and go on
+                logger.warning("closing the feedback actor failed: %s", exc)
         for handle in [*self.teachers, self.feedback]:
             if handle is not None:
                 try:
@@ -81,7 +92,8 @@ def init_ray(cfg: Config) -> bool:
     return True
 
 
-def build_graph(cfg: Config) -> Graph:
+def build_graph(cfg: Config, run_dir: Path | None = None) -> Graph:
+    """Start every component for ``cfg``; ``run_dir`` (the run folder) holds what they persist themselves."""
     import ray
 
     from llmrl.rl.algo import build_ppo_config
@@ -103,7 +115,8 @@ def build_graph(cfg: Config) -> Graph:
         if cfg.feedback.enabled:
             from llmrl.feedback.actor import start_feedback_actor
 
-            feedback = start_feedback_actor(cfg.feedback, description, namespace=namespace)
+            persist = str(run_dir / FEEDBACK_DIR) if cfg.feedback.persist and run_dir is not None else ""
+            feedback = start_feedback_actor(cfg.feedback, description, namespace=namespace, persist_dir=persist)
         from llmrl.teacher.service import start_teacher_service
 
         teachers = start_teacher_service(

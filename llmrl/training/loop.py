@@ -21,6 +21,7 @@ import yaml
 from llmrl.config import Config
 from llmrl.training.checkpoint import load_checkpoint, save_checkpoint
 from llmrl.training.metrics import MetricsWriter
+from llmrl.training.restarts import RestartCounter
 from llmrl.training.stopping import GracefulStop
 
 logger = logging.getLogger(__name__)
@@ -43,6 +44,7 @@ class LoopState:
     last_eval: dict[str, Any] = field(default_factory=dict)
     train_episodes: int = 0  # Crafter: training episodes so far ...
     train_achievements: dict[str, float] = field(default_factory=dict)  # ... and in how many each was unlocked
+    actor_restarts: dict[str, int] = field(default_factory=dict)  # Ray restarts per watched actor (restarts.py)
 
 
 class TeacherMonitor:
@@ -210,13 +212,15 @@ def train(cfg: Config, stream: TextIO | None = sys.stdout) -> dict[str, Any]:
     stop = GracefulStop()
     try:
         stop.install()
-        graph = build_graph(cfg)
+        graph = build_graph(cfg, run_dir)
         state = LoopState()
         if cfg.run.resume:
             state = load_checkpoint(Path(cfg.run.resume), graph, LoopState)
             if stream is not None:
                 print(f"resumed from {cfg.run.resume} at {state.env_steps} env steps", file=stream, flush=True)
         monitor = TeacherMonitor(graph.teachers, state)
+        restarts = RestartCounter(graph.restartable_actors(), state.actor_restarts)
+        restarts.poll()
         last_llm_calls = monitor.poll()["llm_calls"] if graph.teachers else 0.0
         last_ckpt = None
         row: dict[str, Any] = {}
@@ -241,6 +245,7 @@ def train(cfg: Config, stream: TextIO | None = sys.stdout) -> dict[str, Any]:
             row = metrics_row(result, state, teacher, iter_steps, iter_s, monitor.bank_version())
             if cfg.env.family == "crafter":
                 row.update(crafter_metrics(result, state))
+            row.update(restarts.poll())
             success = row["eval_success"]
             if not math.isnan(success):
                 state.best_eval_success = max(state.best_eval_success, success)
@@ -254,6 +259,7 @@ def train(cfg: Config, stream: TextIO | None = sys.stdout) -> dict[str, Any]:
         last_ckpt = save_checkpoint(run_dir, graph, state)
         summary = build_summary(cfg, state, row, last_ckpt, run_dir)
         summary["stopped_by"] = stop.signal_name
+        summary.update(restarts.fields())
         (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=float))
         if stream is not None:
             print(f"run folder: {run_dir}", file=stream, flush=True)
