@@ -26,6 +26,7 @@ BENCHMARKS = {
     "teacher": "llmrl.bench.teacher",
     "scaling": "llmrl.bench.scaling",
     "crafter": "llmrl.bench.crafter",
+    "faults": "llmrl.bench.faults",
 }
 
 
