@@ -226,7 +226,7 @@ def actor_trial(trial: Trial, fault: Fault, cfg: Config) -> Trial:
 def driver_trial(trial: Trial, fault: Fault, config: str, overrides: list[str], cfg: Config) -> Trial:
     """``llmrl train`` as a subprocess, signalled at the trial's moment, then resumed to the same budget."""
     run_dir = Path(cfg.run.out_dir) / cfg.run.name
-    command = [sys.executable, "-m", "llmrl.cli", "train", config, *overrides, "--quiet"]
+    command = [sys.executable, "-m", "llmrl.cli", "train", "--quiet", config, *overrides]
     proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
     try:
