@@ -34,6 +34,7 @@ BENCHMARKS = {
     "scaling": "llmrl.bench.scaling",
     "crafter": "llmrl.bench.crafter",
     "throughput": "llmrl.bench.throughput",
+    "faults": "llmrl.bench.faults",
 }
 
 
@@ -88,6 +89,12 @@ def _models(args: argparse.Namespace) -> int:
     return 0
 
 
+def stopped_exit_code(signal_name: str | None) -> int:
+    import signal
+
+    return 0 if signal_name is None else 128 + int(signal.Signals[signal_name])
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -98,7 +105,9 @@ def main(argv: list[str] | None = None) -> int:
 
             summary = train(cfg, stream=None if args.quiet else sys.stdout)
             print(json.dumps(summary, indent=2, default=float))
-            return 0
+            # Stopped by SIGINT/SIGTERM (checkpoint and summary written): the shell's 128 + signal number, so a
+            # script can tell an interrupted run from a finished one.
+            return stopped_exit_code(summary.get("stopped_by"))
         if args.command == "eval":
             from llmrl.training.evaluate import evaluate_student, evaluate_teacher
             from llmrl.training.teacher_state import teacher_of

@@ -191,7 +191,13 @@ class FeedbackConfig:
     credit: str = "plan"
     max_tracked_states: int = 5000  # bound on (state, option) statistics kept; least recently seen are dropped
     flush_every: int = 8  # episodes a runner buffers before sending summaries
-    max_restarts: int = 10  # Ray restarts of the feedback actor (bounded); the loop re-seeds it from checkpoints
+    max_restarts: int = 10  # Ray restarts of the feedback actor (bounded); each is counted (feedback_restarts)
+    # Keep the bank in the run folder's feedback/ (a snapshot plus an append-only log of the summaries since), so a
+    # feedback actor that Ray restarts after a crash recovers it instead of starting empty. On a cluster the run
+    # folder must be on storage that the actor's node can reach.
+    persist: bool = True
+    flush_s: float = 1.0  # seconds between journal writes: a crash loses at most this much feedback (0 = every batch)
+    compact_every: int = 2000  # summaries logged before the log is folded into a new snapshot (bounds both files)
 
 
 @dataclass
@@ -285,6 +291,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
 }
 _NON_NEGATIVE = {
     "teacher.error_rate", "teacher.max_wait_ms", "teacher.advice_timeout_s", "teacher.retry_after_s", "teacher.bank_refresh_s", "feedback.max_restarts",
+    "feedback.flush_s",
     "teacher.num_gpus", "teacher.num_cpus", "teacher.max_restarts", "distill.coef_start", "distill.coef_decrement",
     "distill.coef_floor", "distill.cutoff_updates", "env.intrinsic_reward", "resources.num_env_runners",
     "resources.num_gpus", "resources.num_learners", "resources.learner_torch_threads", "resources.num_gpus_per_learner", "ppo.entropy_coeff",
@@ -297,6 +304,7 @@ _POSITIVE = {
     "teacher.hf.num_samples", "teacher.hf.max_new_tokens", "teacher.vllm.num_samples", "teacher.vllm.max_model_len",
     "teacher.vllm.tensor_parallel_size", "teacher.openai.timeout_s", "teacher.openai.max_concurrency",
     "teacher.openai.num_samples", "feedback.publish_every", "feedback.flush_every", "feedback.max_tracked_states",
+    "feedback.compact_every",
     "ppo.lr", "ppo.num_epochs", "ppo.minibatch_size", "ppo.train_batch_size", "resources.num_cpus",
     "resources.num_envs_per_env_runner", "run.max_env_steps", "run.eval_every", "run.eval_episodes",
     "run.checkpoint_every", "teacher.log_flush_s", "teacher.log_max_mb", "teacher.log_queue_size",

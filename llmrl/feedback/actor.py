@@ -1,21 +1,27 @@
 """The feedback actor: one ``PromptBank`` behind a named Ray actor that env runners and the teacher share.
 
 ``FeedbackService`` is a plain class (the local mode uses it directly, implementing ``llmrl.core.FeedbackSink``);
-``start_feedback_actor`` turns it into a named Ray actor. The actor is stateful: when Ray restarts it after a
-crash it starts with an empty bank, and the training loop re-seeds it from the last checkpoint through
-``load_state_dict``.
+``start_feedback_actor`` turns it into a named Ray actor. The actor is stateful. With a ``persist_dir``
+(``feedback.persist``, the run folder's ``feedback/``) it keeps its bank there continuously (``journal``), and
+when Ray restarts it after a crash it rebuilds the bank from there, losing at most the last
+``feedback.flush_s`` seconds of summaries; without one a restarted actor starts empty. A resumed run re-seeds
+the bank from its checkpoint through ``load_state_dict``. ``instance_id`` changes with every restart, which is
+how the training loop counts them.
 """
 
 from __future__ import annotations
 
 import logging
 import sys
+import threading
+import uuid
 import warnings
 from collections.abc import Sequence
 from typing import Any
 
 from llmrl.config import FeedbackConfig
 from llmrl.feedback.bank import PromptBank
+from llmrl.feedback.journal import BankJournal
 from llmrl.messages import EpisodeSummary, PromptBankSnapshot
 
 logger = logging.getLogger(__name__)
@@ -38,7 +44,10 @@ def _was_reconstructed() -> bool:
 class FeedbackService:
     """A ``PromptBank`` plus call counters; every method is cheap and never blocks on anything else."""
 
-    def __init__(self, cfg: FeedbackConfig, task_description: str) -> None:
+    def __init__(self, cfg: FeedbackConfig, task_description: str, persist_dir: str = "",
+                 recover: bool | None = None) -> None:
+        """``recover``: rebuild the bank from ``persist_dir``; None (the default) = when Ray restarted this actor
+        (a fresh run or a resume starts its journal over: a resume re-seeds the bank from its checkpoint)."""
         self.cfg = cfg
         self.bank = PromptBank(cfg, task_description)
         self._record_calls = 0
@@ -46,16 +55,78 @@ class FeedbackService:
         self._polls = 0
         self._polls_answered = 0
         self._loads = 0
+        self._journal_errors = 0
+        self._recovered_episodes = 0
+        self._torn_lines = 0
+        self._instance_id = uuid.uuid4().hex
         self._reconstructed = _was_reconstructed()
-        if self._reconstructed:
-            logger.warning(
-                "feedback actor %r was restarted by Ray and starts with an empty prompt bank until it is "
-                "re-seeded from a checkpoint (load_state_dict)", cfg.actor_name
-            )
+        # Calls run one at a time on the actor's thread; the lock only keeps the flusher thread out of them.
+        self._lock = threading.Lock()
+        self._closed = threading.Event()
+        self._journal = BankJournal(persist_dir, cfg) if persist_dir else None
+        if self._reconstructed if recover is None else recover:
+            self._recover(task_description)
+        if self._journal is not None and cfg.flush_s > 0:
+            threading.Thread(target=self._flush_periodically, name="feedback-journal", daemon=True).start()
+
+    def _recover(self, task_description: str) -> None:
+        if self._journal is None:
+            logger.warning("feedback actor %r was restarted by Ray and starts with an empty prompt bank "
+                           "(feedback.persist=false)", self.cfg.actor_name)
+            return
+        try:
+            found = self._journal.recover(self.cfg, task_description)
+        except (OSError, ValueError, KeyError) as exc:
+            self._journal_errors += 1
+            logger.error("feedback actor %r was restarted by Ray and could not read its journal in %s (%s); it "
+                         "starts with an empty prompt bank", self.cfg.actor_name, self._journal.dir, exc)
+            return
+        if found.bank is not None:
+            self.bank = found.bank
+        self._recovered_episodes = self.bank.episodes
+        self._torn_lines = found.torn_lines
+        logger.warning("feedback actor %r was restarted by Ray and recovered its prompt bank from %s: %d episodes, "
+                       "version %d", self.cfg.actor_name, self._journal.dir, self.bank.episodes, self.bank.version)
+
+    def _flush(self) -> None:
+        """Write the journal's buffer (the caller holds the lock); a failing disk is counted, never fatal."""
+        if self._journal is None:
+            return
+        try:
+            self._journal.flush(self.bank.state_dict)
+        except OSError as exc:
+            self._journal_errors += 1
+            logger.warning("feedback journal %s: write failed (%s); summaries are kept in memory and retried",
+                           self._journal.dir, exc)
+
+    def _flush_periodically(self) -> None:
+        while not self._closed.wait(self.cfg.flush_s):
+            with self._lock:
+                if self._journal is not None and self._journal.due():
+                    self._flush()
+
+    def close(self) -> None:
+        """Write what is buffered and stop the flusher (the actor is about to go)."""
+        self._closed.set()
+        with self._lock:
+            self._flush()
+
+    def instance_id(self) -> str:
+        """Random per construction: a new value means Ray restarted the actor (the loop counts restarts)."""
+        return self._instance_id
 
     def record(self, summaries: Sequence[EpisodeSummary]) -> int:
-        self._record_calls += 1
-        return self.bank.record(summaries)
+        with self._lock:
+            self._record_calls += 1
+            version = self.bank.version
+            added = self.bank.record(summaries)
+            if self._journal is not None:
+                self._journal.append(summaries)
+                # A new version is on disk before anyone can be served it, so a recovered bank never reuses a
+                # version number for other content; flush_s=0 writes every batch through.
+                if self.bank.version != version or self.cfg.flush_s == 0 or self._journal.needs_compaction():
+                    self._flush()
+            return added
 
     def snapshot(self) -> PromptBankSnapshot:
         self._snapshot_calls += 1
@@ -92,23 +163,41 @@ class FeedbackService:
             "polls_answered": float(self._polls_answered),
             "loads": float(self._loads),
             "reconstructed": float(self._reconstructed),
+            "recovered_episodes": float(self._recovered_episodes),
+            "journal_torn_lines": float(self._torn_lines),
+            "journal_errors": float(self._journal_errors),
+            "journal_flushes": float(self._journal.flushes if self._journal else 0),
+            "journal_compactions": float(self._journal.compactions if self._journal else 0),
         }
         if bank.comprehension is not None:
             out["comprehension"] = bank.comprehension
         return out
 
     def state_dict(self) -> dict[str, Any]:
-        return self.bank.state_dict()
+        with self._lock:
+            self._flush()  # a checkpoint is a moment the journal should match too
+            return self.bank.state_dict()
 
     def load_state_dict(self, d: dict[str, Any]) -> int:
-        """Replace the bank with a checkpointed one; returns its version."""
-        self.bank = PromptBank.from_state_dict(self.cfg, d)
-        self._loads += 1
-        return self.bank.version
+        """Replace the bank with a checkpointed one (and restart the journal from it); returns its version."""
+        with self._lock:
+            self.bank = PromptBank.from_state_dict(self.cfg, d)
+            self._loads += 1
+            if self._journal is not None:
+                try:
+                    self._journal.compact(self.bank.state_dict())
+                except OSError as exc:
+                    self._journal_errors += 1
+                    logger.warning("feedback journal %s: write failed (%s)", self._journal.dir, exc)
+            return self.bank.version
 
 
-def start_feedback_actor(cfg: FeedbackConfig, task_description: str, namespace: str | None = None) -> Any:
+def start_feedback_actor(cfg: FeedbackConfig, task_description: str, namespace: str | None = None,
+                         persist_dir: str = "") -> Any:
     """Create the named feedback actor, or get it if it already exists; returns its handle.
+
+    ``persist_dir`` (empty: not persisted) must be reachable from the node the actor runs on: on a cluster, a
+    run folder on shared storage.
 
     num_cpus=0: the actor does little work and a 2-core machine is already saturated by the env runner and
     the learner, so reserving a CPU would block them from being scheduled. The actor is owned by the caller
@@ -124,4 +213,4 @@ def start_feedback_actor(cfg: FeedbackConfig, task_description: str, namespace: 
         get_if_exists=True,
         num_cpus=0,
         max_restarts=cfg.max_restarts,
-    ).remote(cfg, task_description)
+    ).remote(cfg, task_description, persist_dir)

@@ -27,6 +27,7 @@ from llmrl.config import Config, TeacherConfig
 logger = logging.getLogger(__name__)
 
 NAMESPACE = "llmrl"
+FEEDBACK_DIR = "feedback"  # in the run folder: the feedback actor's journal (feedback.persist)
 
 
 @dataclass
@@ -38,6 +39,10 @@ class Graph:
     feedback: Any = None
     task_description: str = ""
 
+    def restartable_actors(self) -> dict[str, Any]:
+        """Stateful singleton actors whose Ray restarts the loop counts (``training.restarts``), by metric name."""
+        return {"feedback": self.feedback}
+
     def stop(self) -> None:
         import ray
 
@@ -46,6 +51,11 @@ class Graph:
         except Exception as exc:  # noqa: BLE001 - shutting down; report and go on
             logger.warning("stopping the algorithm failed: %s", exc)
         self.flush_teacher_logs()
+        if self.feedback is not None:
+            try:  # write the feedback journal's last buffered summaries before the actor goes
+                ray.get(self.feedback.close.remote(), timeout=10)
+            except Exception as exc:  # noqa: BLE001 - shutting down; report and go on
+                logger.warning("closing the feedback actor failed: %s", exc)
         for handle in [*self.teachers, self.feedback]:
             if handle is not None:
                 try:
@@ -108,8 +118,9 @@ def _absolute_log_paths(teacher: TeacherConfig) -> TeacherConfig:
                                                                    log=os.path.abspath(teacher.replay.log)))
 
 
-def build_graph(cfg: Config, run_dir: str | Path = "") -> Graph:
-    """The whole graph; ``run_dir`` is where the teacher replicas write their logs ("" = no teacher log)."""
+def build_graph(cfg: Config, run_dir: str | Path | None = None) -> Graph:
+    """Start every component for ``cfg``; ``run_dir`` (the run folder) holds what they persist themselves: the
+    teacher replicas' logs and the feedback journal (None = nothing persisted)."""
     import ray
 
     from llmrl.rl.algo import build_ppo_config
@@ -131,7 +142,8 @@ def build_graph(cfg: Config, run_dir: str | Path = "") -> Graph:
         if cfg.feedback.enabled:
             from llmrl.feedback.actor import start_feedback_actor
 
-            feedback = start_feedback_actor(cfg.feedback, description, namespace=namespace)
+            persist = str(Path(run_dir) / FEEDBACK_DIR) if cfg.feedback.persist and run_dir else ""
+            feedback = start_feedback_actor(cfg.feedback, description, namespace=namespace, persist_dir=persist)
         from llmrl.messages import PromptBankSnapshot
         from llmrl.teacher.service import start_teacher_service
         from llmrl.training.teacher_state import install_teacher

@@ -22,6 +22,8 @@ from llmrl.config import Config
 from llmrl.envs.registry import family_spec
 from llmrl.training.checkpoint import load_checkpoint, save_checkpoint
 from llmrl.training.metrics import MetricsWriter
+from llmrl.training.restarts import RestartCounter
+from llmrl.training.stopping import GracefulStop
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +44,7 @@ class LoopState:
     client_totals: dict[str, float] = field(default_factory=dict)
     last_eval: dict[str, Any] = field(default_factory=dict)
     family_state: dict[str, Any] = field(default_factory=dict)  # running totals of the family's metrics (JSON)
+    actor_restarts: dict[str, int] = field(default_factory=dict)  # Ray restarts per watched actor (restarts.py)
 
 
 class TeacherMonitor:
@@ -183,7 +186,9 @@ def train(cfg: Config, stream: TextIO | None = sys.stdout) -> dict[str, Any]:
     started_ray = init_ray(cfg)
     graph = None
     writer = MetricsWriter(run_dir, stream=stream)
+    stop = GracefulStop()
     try:
+        stop.install()
         graph = build_graph(cfg, run_dir)
         state = LoopState()
         if cfg.run.resume:
@@ -191,9 +196,12 @@ def train(cfg: Config, stream: TextIO | None = sys.stdout) -> dict[str, Any]:
             if stream is not None:
                 print(f"resumed from {cfg.run.resume} at {state.env_steps} env steps", file=stream, flush=True)
         monitor = TeacherMonitor(graph.teachers, state)
+        restarts = RestartCounter(graph.restartable_actors(), state.actor_restarts)
+        restarts.poll()
         last_llm_calls = monitor.poll()["llm_calls"] if graph.teachers else 0.0
         last_ckpt = None
-        while state.env_steps < cfg.run.max_env_steps:
+        row: dict[str, Any] = {}
+        while state.env_steps < cfg.run.max_env_steps and not stop.requested:
             t0 = time.perf_counter()
             result = graph.algo.train()
             iter_s = time.perf_counter() - t0
@@ -214,6 +222,7 @@ def train(cfg: Config, stream: TextIO | None = sys.stdout) -> dict[str, Any]:
             row = metrics_row(result, state, teacher, iter_steps, iter_s, monitor.bank_version())
             if spec.metrics is not None:
                 row.update(spec.metrics(result, state))
+            row.update(restarts.poll())
             success = row["eval_success"]
             if not math.isnan(success):
                 state.best_eval_success = max(state.best_eval_success, success)
@@ -226,14 +235,17 @@ def train(cfg: Config, stream: TextIO | None = sys.stdout) -> dict[str, Any]:
             if cfg.run.stop_on_success and state.steps_to_success is not None:
                 break
         last_ckpt = save_checkpoint(run_dir, graph, state)
-        summary = build_summary(cfg, state, row if state.iteration else {}, last_ckpt, run_dir)
+        summary = build_summary(cfg, state, row, last_ckpt, run_dir)
         summary.update(teacher_log_summary(cfg, run_dir, monitor.extra_totals()))
+        summary["stopped_by"] = stop.signal_name
+        summary.update(restarts.fields())
         (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=float))
         if stream is not None:
             print(f"run folder: {run_dir}", file=stream, flush=True)
         return summary
     finally:
         writer.close()
+        stop.restore()
         if graph is not None:
             graph.stop()
         if started_ray:

@@ -155,17 +155,40 @@ class VLLMTypes(NamedTuple):
     final_only: Any  # RequestOutputKind.FINAL_ONLY: one output per request, when it has finished
 
 
+def import_vllm() -> tuple[VLLMTypes, Any, Any]:
+    """The vLLM classes the backend uses: ``(VLLMTypes, AsyncEngineArgs, AsyncLLM)``; ImportError without vllm.
+
+    Every vLLM name the backend touches is imported here and nowhere else, so tests/contract/ checks them all
+    against the installed wheel (``.ci/vllm_contract``).
+    """
+    from vllm import SamplingParams, TokensPrompt
+    from vllm.engine.arg_utils import AsyncEngineArgs
+    from vllm.lora.request import LoRARequest
+    from vllm.sampling_params import RequestOutputKind, StructuredOutputsParams
+    from vllm.v1.engine.async_llm import AsyncLLM
+
+    types = VLLMTypes(SamplingParams, TokensPrompt, LoRARequest, StructuredOutputsParams, RequestOutputKind.FINAL_ONLY)
+    return types, AsyncEngineArgs, AsyncLLM
+
+
+def choice_params(types: VLLMTypes, cfg: VLLMConfig, options: Sequence[str]) -> Any:
+    """The ``SamplingParams`` of one choice-mode request."""
+    kwargs = choice_sampling_kwargs(cfg, options)
+    kwargs["structured_outputs"] = types.StructuredOutputsParams(**kwargs["structured_outputs"])
+    return types.SamplingParams(output_kind=types.final_only, **kwargs)
+
+
+def score_params(types: VLLMTypes) -> Any:
+    """The ``SamplingParams`` of one score-mode request."""
+    return types.SamplingParams(output_kind=types.final_only, **score_sampling_kwargs())
+
+
 class VLLMBackend:
     """``PlanBackend`` over ``vllm.v1.engine.async_llm.AsyncLLM``."""
 
     def __init__(self, cfg: VLLMConfig):
         try:
-            import vllm  # noqa: F401
-            from vllm import SamplingParams, TokensPrompt
-            from vllm.engine.arg_utils import AsyncEngineArgs
-            from vllm.lora.request import LoRARequest
-            from vllm.sampling_params import RequestOutputKind, StructuredOutputsParams
-            from vllm.v1.engine.async_llm import AsyncLLM
+            types, AsyncEngineArgs, AsyncLLM = import_vllm()
         except ImportError:
             raise BackendError(VLLM_MISSING) from None
         if not cfg.model:
@@ -182,8 +205,7 @@ class VLLMBackend:
             engine = AsyncLLM.from_engine_args(AsyncEngineArgs(**args))
         except Exception as e:  # noqa: BLE001 - any start-up failure becomes one clear line
             raise BackendError(f"teacher.vllm.model: cannot load '{cfg.model}': {one_line(e)}") from None
-        self._bind(cfg, engine, tokenizer, VLLMTypes(SamplingParams, TokensPrompt, LoRARequest,
-                                                     StructuredOutputsParams, RequestOutputKind.FINAL_ONLY))
+        self._bind(cfg, engine, tokenizer, types)
 
     def _bind(self, cfg: VLLMConfig, engine: Any, tokenizer: Any, types: VLLMTypes) -> None:
         """Everything but building the engine (split out so request fan-out can be tested on a stand-in)."""
@@ -258,9 +280,7 @@ class VLLMBackend:
         lora, refused = self._check_adapter(query, version)
         if refused is not None:
             return refused
-        kwargs = choice_sampling_kwargs(self._cfg, query.options)
-        kwargs["structured_outputs"] = self._types.StructuredOutputsParams(**kwargs["structured_outputs"])
-        params = self._types.SamplingParams(output_kind=self._types.final_only, **kwargs)
+        params = choice_params(self._types, self._cfg, query.options)
         ids = truncate_left(self._tok(prompt)["input_ids"], self._cfg.max_model_len - self._cfg.max_tokens)
         output = await self._final(ids, params, lora)
         samples = samples_from_output(output)
@@ -273,7 +293,7 @@ class VLLMBackend:
         lora, refused = self._check_adapter(query, version)
         if refused is not None:
             return refused
-        params = self._types.SamplingParams(output_kind=self._types.final_only, **score_sampling_kwargs())
+        params = score_params(self._types)
         conts = candidate_continuations(query.options)
         pairs = split_encode(self._tok, [prompt] * len(conts), conts)
         seqs = []

@@ -1,0 +1,74 @@
+"""Ending a run on SIGINT (Ctrl-C) or SIGTERM without losing it.
+
+Python's default SIGINT raises ``KeyboardInterrupt`` wherever the driver happens to be, usually deep inside a
+Ray call, and the default SIGTERM kills the process outright: either way the run ended without a final
+checkpoint or ``summary.json``, and every step since the last periodic checkpoint was lost. ``GracefulStop``
+replaces both handlers for the duration of a run:
+
+* the first signal prints one line and sets ``requested``; the loop finishes the iteration in progress, writes
+  its final checkpoint and ``summary.json``, and returns as if the budget were spent (``summary["stopped_by"]``
+  names the signal);
+* a second signal quits at once (exit status 128 + signal number, the shell's convention), for a user who
+  does not want to wait for the iteration to end.
+
+Handlers can only be installed from the main thread; elsewhere (a test calling ``train`` from a thread) the
+process's handlers are left alone and ``requested`` stays False.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+from types import FrameType
+from typing import Any
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class GracefulStop:
+    """Context manager: while active, SIGINT/SIGTERM ask the training loop to stop after this iteration."""
+
+    def __init__(self) -> None:
+        self._previous: dict[int, Any] = {}
+        self.signal_name: str | None = None
+
+    @property
+    def requested(self) -> bool:
+        return self.signal_name is not None
+
+    def __enter__(self) -> GracefulStop:
+        self.install()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.restore()
+
+    def install(self) -> None:
+        if threading.current_thread() is threading.main_thread():
+            for sig in STOP_SIGNALS:
+                self._previous[sig] = signal.signal(sig, self._handle)
+
+    def restore(self) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous.clear()
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        name = signal.Signals(signum).name
+        if self.requested:
+            self._say(f"llmrl: second {name}: quitting now, without a final checkpoint")
+            os._exit(128 + signum)
+        self.signal_name = name
+        self._say(f"llmrl: {name} received: stopping after this iteration with a final checkpoint "
+                  f"(send it again to quit at once)")
+
+    @staticmethod
+    def _say(line: str) -> None:
+        # os.write, not print: the signal may land while the main thread is inside a print to the same stream,
+        # and a re-entrant buffered write raises.
+        try:
+            os.write(sys.stderr.fileno(), (line + "\n").encode())
+        except (OSError, ValueError):  # a closed stderr must not turn a stop into a crash
+            pass
