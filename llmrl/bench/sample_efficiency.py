@@ -9,7 +9,8 @@ Arms (same config and seeds; each arm trains with its own local Ray):
               teacher.backend=hf teacher.hf.model=...), budget B
 and each imperfect teacher's own success acting alone (``llmrl eval --teacher`` logic) on evaluation seeds: the
 noisy one, and the LM teacher twice, as training starts (initial prompt bank) and as its run ended (the bank of
-the lm run's last checkpoint).
+the lm run's last checkpoint), in process so that a slow LM answer is waited for rather than replaced by a
+random action.
 
 Claims checked and printed:
   1. guided reaches eval success >= threshold in <= 1/3 of the env steps PPO needs, or PPO does not reach it
@@ -110,16 +111,17 @@ def write_plot(curves: dict[str, tuple[list[int], list[float]]], threshold: floa
 
 
 def lm_teacher_alone(config: str, overrides: list[str], run_dir: str | None, episodes: int) -> dict[str, Any]:
-    """The LM teacher's own success acting alone, as training starts and with the bank its run ended with."""
-    from llmrl.training.evaluate import evaluate_teacher
-    from llmrl.training.teacher_state import teacher_of_checkpoint
+    """The LM teacher's own success acting alone, as training starts and with the bank its run ended with
+    (in process, waiting for every answer: ``teacher_quality.success_alone``)."""
+    from llmrl.bench.teacher_quality import success_alone
+    from llmrl.training.teacher_state import teacher_of_checkpoint, teacher_of_config
 
-    start = evaluate_teacher(load_config(config, overrides), episodes)
-    out: dict[str, Any] = {"episodes": episodes, "start": start["success"], "end": float("nan"), "end_bank_version": None}
+    start = success_alone(teacher_of_config(config, overrides), episodes)
+    out: dict[str, Any] = {"episodes": episodes, "start": start["success"], "end": float("nan"),
+                           "end_bank_version": None}
     if run_dir is not None and (Path(run_dir) / "checkpoints").is_dir():
-        setup = teacher_of_checkpoint(run_dir)
-        out["end"] = evaluate_teacher(setup.cfg, episodes, setup.bank)["success"]
-        out["end_bank_version"] = setup.bank.version
+        end = success_alone(teacher_of_checkpoint(run_dir), episodes)
+        out["end"], out["end_bank_version"] = end["success"], end["bank_version"]
     out["best"] = max((x for x in (out["start"], out["end"]) if x == x), default=float("nan"))
     return out
 

@@ -153,6 +153,20 @@ def _local_source(cfg: Config, bank: Any) -> LocalAdvice:
     return LocalAdvice(service)
 
 
+def success_alone(setup: Any, episodes: int) -> dict[str, Any]:
+    """The teacher of ``setup`` acting alone, in process: every new state waits for its answer, so the figure
+    is the teacher's quality, not its latency on a busy machine (over Ray, advice later than
+    ``teacher.advice_timeout_s`` becomes a random action)."""
+    from llmrl.training.evaluate import teacher_alone
+
+    source = _local_source(setup.cfg, setup.bank)
+    try:
+        return {**teacher_alone(setup.cfg, episodes, source), "bank_version": setup.bank.version,
+                "lm": source.stats()}
+    finally:
+        source.close()
+
+
 def measure(setup: Any, episodes: int, max_states: int = 0) -> dict[str, Any]:
     """The teacher of ``setup`` (a ``training.teacher_state.TeacherSetup``) on ``episodes`` seeded episodes."""
     from llmrl.envs.registry import planner_module
