@@ -122,6 +122,17 @@ class TeacherConfig:
     advice_timeout_s: float = 5.0  # how long a runner waits for new-state advice before going on without it
     retry_after_s: float = 2.0  # after a failed call, how long a runner waits before asking again
     bank_refresh_s: float = 2.0  # how often the service polls the feedback actor for a newer prompt bank
+    # Keeping a slow LM off the hot path (docs/benchmarks/hot_path.md). Every prompt-bank version the service adopts
+    # makes each cached answer stale, so it adopts a newer bank at most once per this many seconds (the first one
+    # at once); versions the feedback actor publishes meanwhile (every feedback.publish_every episodes) are skipped.
+    # The LM then spends at most rescore time / (rescore time + this) re-scoring: SmolLM2-135M on SimpleDoorKey
+    # re-scores its states in a few seconds, so 30 s keeps it well below the env runner's load.
+    bank_min_interval_s: float = 30.0
+    # Before the service adopts a new bank it re-scores up to this many of the most recently asked states under it,
+    # in the background and after any new-state query, and goes on answering with the previous version meanwhile;
+    # runners then find fresh answers waiting. 0 = adopt at once and compute fresh answers on demand.
+    rescore_recent: int = 64
+    rescore_batch_size: int = 4  # states per background re-score call: small, so a new state waits for one at most
     actor_name: str = "llmrl_teacher"  # named Ray actor (replicas get a "_<i>" suffix)
     max_restarts: int = 10  # Ray restarts of a dead teacher replica (bounded)
     num_replicas: int = 1  # teacher service replicas (one per GPU or TP group)
@@ -244,6 +255,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
 }
 _NON_NEGATIVE = {
     "teacher.error_rate", "teacher.max_wait_ms", "teacher.advice_timeout_s", "teacher.retry_after_s", "teacher.bank_refresh_s", "feedback.max_restarts",
+    "teacher.bank_min_interval_s", "teacher.rescore_recent",
     "teacher.num_gpus", "teacher.num_cpus", "teacher.max_restarts", "distill.coef_start", "distill.coef_decrement",
     "distill.coef_floor", "distill.cutoff_updates", "env.intrinsic_reward", "resources.num_env_runners",
     "resources.num_gpus", "resources.num_learners", "resources.learner_torch_threads", "resources.num_gpus_per_learner", "ppo.entropy_coeff",
@@ -252,6 +264,7 @@ _NON_NEGATIVE = {
 _POSITIVE = {
     "env.max_steps", "env.room_min", "env.room_max", "env.agent_view_size", "env.ask_every_k",
     "teacher.max_batch_size", "teacher.cache_size", "teacher.client_cache_size", "teacher.num_replicas",
+    "teacher.rescore_batch_size",
     "teacher.hf.num_samples", "teacher.hf.max_new_tokens", "teacher.vllm.num_samples", "teacher.vllm.max_model_len",
     "teacher.vllm.tensor_parallel_size", "teacher.openai.timeout_s", "teacher.openai.max_concurrency",
     "teacher.openai.num_samples", "feedback.publish_every", "feedback.flush_every", "feedback.max_tracked_states",
@@ -342,6 +355,10 @@ def validate(cfg: Config) -> Config:
         raise ConfigError(f"env.room_min: must be <= env.room_max ({cfg.env.room_max}), got {cfg.env.room_min}")
     if cfg.ppo.minibatch_size > cfg.ppo.train_batch_size:
         raise ConfigError("ppo.minibatch_size: must be <= ppo.train_batch_size")
+    if 2 * cfg.teacher.rescore_recent > cfg.teacher.cache_size:
+        # Re-scored answers and the previous version's must fit in the service cache together.
+        raise ConfigError(f"teacher.rescore_recent: must be <= teacher.cache_size / 2 ({cfg.teacher.cache_size // 2}), "
+                          f"got {cfg.teacher.rescore_recent}")
     if cfg.teacher.backend == "hf" and not cfg.teacher.hf.model:
         raise ConfigError("teacher.hf.model: required when teacher.backend=hf")
     if cfg.teacher.backend == "vllm" and not cfg.teacher.vllm.model:

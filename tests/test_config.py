@@ -25,6 +25,10 @@ def test_defaults_and_overrides_are_typed():
         ("env.room_min=11", "env.room_min"),
         ("env.room_min=4", "env.room_min"),
         ("feedback.credit=advantage", "feedback.credit: must be one of plan, episode"),
+        ("teacher.bank_min_interval_s=-1", "teacher.bank_min_interval_s: must be >= 0"),
+        ("teacher.rescore_recent=-1", "teacher.rescore_recent: must be >= 0"),
+        ("teacher.rescore_recent=2049", "teacher.rescore_recent: must be <= teacher.cache_size / 2 (2048)"),
+        ("teacher.rescore_batch_size=0", "teacher.rescore_batch_size: must be > 0"),
         ("garbage", "expected key=value"),
     ],
 )
