@@ -169,7 +169,8 @@ def hot_path_metrics(result: dict[str, Any], state: LoopState, teacher: dict[str
     """How well the teacher kept off the env runners' hot path when the prompt bank moved on (cumulative counts):
     env steps guided by advice from a bank version already superseded, of all advised steps, and this iteration's
     fraction of them; requests answered with such advice (``stale_served``); answers the service re-scored in the
-    background for a new bank before runners asked."""
+    background for a new bank before runners asked; the seconds the backend spent answering, all replicas summed
+    (with ``wall_s``: how busy the LM was)."""
     client = state.client_totals
     runners = result.get("env_runners", {})
     iter_advised = float(runners.get("llmrl/teacher_client/advised_steps", 0.0))
@@ -180,6 +181,7 @@ def hot_path_metrics(result: dict[str, Any], state: LoopState, teacher: dict[str
         "teacher_iter_stale_step_frac": iter_stale / iter_advised if iter_advised else 0.0,
         "teacher_stale_served": client.get("teacher_client/stale_served", 0.0),
         "teacher_rescored": teacher.get("rescored", 0.0),
+        "teacher_backend_busy_s": teacher.get("latency_s_sum", 0.0),
     }
 
 
@@ -192,6 +194,7 @@ def hot_path_summary(row: dict[str, Any]) -> dict[str, Any]:
         "teacher_stale_step_frac": row.get("teacher_stale_steps", 0.0) / advised if advised else 0.0,
         "teacher_stale_served": row.get("teacher_stale_served", 0.0),
         "teacher_rescored": row.get("teacher_rescored", 0.0),
+        "teacher_backend_busy_s": row.get("teacher_backend_busy_s", 0.0),
     }
 
 
