@@ -24,7 +24,7 @@ import json
 import time
 from pathlib import Path
 
-from llmrl.bench.runs import load_average, machine, markdown_table, today, train_run
+from llmrl.bench.runs import load_average, machine, markdown_table, today, train_or_reuse
 from llmrl.config import load_config
 
 
@@ -110,8 +110,9 @@ def train_arms(args: argparse.Namespace, out: Path, guided: str) -> int:
     runs: dict[str, list[dict]] = {"off": [], guided: []}
     for seed in args.seeds:
         for arm in ("off", guided):
-            summary, rows = train_run(args.config, [*args.overrides, *backend[arm], f"run.seed={seed}",
-                                                    f"run.max_env_steps={args.train_steps}"], out, f"{arm}-s{seed}")
+            summary, rows = train_or_reuse(args.config, [*args.overrides, *backend[arm], f"run.seed={seed}",
+                                                         f"run.max_env_steps={args.train_steps}"], out,
+                                           f"{arm}-s{seed}", args.reuse)
             runs[arm].append({"seed": seed, **run_record(summary, rows)})
     verdict = judge_training(runs, guided, args.target_ratio, args.max_steps_to_success)
     cols = ("seed", "end_to_end", "sampling", "steps_to_success", "final_eval_success", "teacher_wait_s",
@@ -156,6 +157,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--target-ratio", type=float, default=0.9)
     p.add_argument("--max-steps-to-success", type=int, default=26_600,
                    help="with --train-steps: the guided arm's mean env steps to the success threshold must not exceed")
+    p.add_argument("--reuse", action="store_true",
+                   help="with --train-steps: read back runs whose folder in --out has a summary.json (an interrupted "
+                        "benchmark goes on where it stopped)")
     p.add_argument("--sample-steps", type=int, default=16384, help="env steps sampled per arm and round")
     p.add_argument("--train-iters", type=int, default=4, help="train iterations per arm and round (first is warm-up)")
     p.add_argument("--rounds", type=int, default=2)
