@@ -73,6 +73,10 @@ class HFConfig:
     max_new_tokens: int = 32  # generation budget per sample in "sample" mode
     max_prompt_tokens: int = 1024  # prompts are truncated from the left past this
     length_normalize: bool = True  # score = mean token log-prob, so long plans are not penalised
+    # torch threads of the teacher process on CPU (0 = torch's default, one per core). The LM shares the cores with
+    # the env runners and the learner: more threads than it has cores to itself oversubscribe them all (see
+    # resources.learner_torch_threads), so one, unless the teacher has cores of its own (teacher.num_cpus).
+    torch_threads: int = 1
 
 
 @dataclass
@@ -125,9 +129,12 @@ class TeacherConfig:
     # Keeping a slow LM off the hot path (docs/benchmarks/hot_path.md). Every prompt-bank version the service adopts
     # makes each cached answer stale, so it adopts a newer bank at most once per this many seconds (the first one
     # at once); versions the feedback actor publishes meanwhile (every feedback.publish_every episodes) are skipped.
-    # The LM then spends at most rescore time / (rescore time + this) re-scoring: SmolLM2-135M on SimpleDoorKey
-    # re-scores its states in a few seconds, so 30 s keeps it well below the env runner's load.
     bank_min_interval_s: float = 30.0
+    # ... and no sooner than keeps background re-scoring below this share of the LM's time: after a re-score that
+    # kept the backend busy T s, the next version waits at least T * (1 / share - 1) s. SmolLM2-135M on a shared
+    # 2-core CPU needs seconds per state under a grown bank, so this, not the fixed interval, sets its pace there;
+    # on a GPU the interval does. 1 = only the fixed interval.
+    rescore_max_busy: float = 0.2
     # Before the service adopts a new bank it re-scores up to this many of the most recently asked states under it,
     # in the background and after any new-state query, and goes on answering with the previous version meanwhile;
     # runners then find fresh answers waiting. 0 = adopt at once and compute fresh answers on demand.
@@ -255,7 +262,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
 }
 _NON_NEGATIVE = {
     "teacher.error_rate", "teacher.max_wait_ms", "teacher.advice_timeout_s", "teacher.retry_after_s", "teacher.bank_refresh_s", "feedback.max_restarts",
-    "teacher.bank_min_interval_s", "teacher.rescore_recent",
+    "teacher.bank_min_interval_s", "teacher.rescore_recent", "teacher.hf.torch_threads",
     "teacher.num_gpus", "teacher.num_cpus", "teacher.max_restarts", "distill.coef_start", "distill.coef_decrement",
     "distill.coef_floor", "distill.cutoff_updates", "env.intrinsic_reward", "resources.num_env_runners",
     "resources.num_gpus", "resources.num_learners", "resources.learner_torch_threads", "resources.num_gpus_per_learner", "ppo.entropy_coeff",
@@ -264,7 +271,7 @@ _NON_NEGATIVE = {
 _POSITIVE = {
     "env.max_steps", "env.room_min", "env.room_max", "env.agent_view_size", "env.ask_every_k",
     "teacher.max_batch_size", "teacher.cache_size", "teacher.client_cache_size", "teacher.num_replicas",
-    "teacher.rescore_batch_size",
+    "teacher.rescore_batch_size", "teacher.rescore_max_busy",
     "teacher.hf.num_samples", "teacher.hf.max_new_tokens", "teacher.vllm.num_samples", "teacher.vllm.max_model_len",
     "teacher.vllm.tensor_parallel_size", "teacher.openai.timeout_s", "teacher.openai.max_concurrency",
     "teacher.openai.num_samples", "feedback.publish_every", "feedback.flush_every", "feedback.max_tracked_states",
@@ -272,7 +279,7 @@ _POSITIVE = {
     "resources.num_envs_per_env_runner", "run.max_env_steps", "run.eval_every", "run.eval_episodes",
     "run.checkpoint_every",
 }
-_UNIT_INTERVAL = {"teacher.error_rate", "run.success_threshold", "teacher.vllm.gpu_memory_utilization", "ppo.gamma",
+_UNIT_INTERVAL = {"teacher.error_rate", "teacher.rescore_max_busy", "run.success_threshold", "teacher.vllm.gpu_memory_utilization", "ppo.gamma",
                   "ppo.gae_lambda"}
 
 

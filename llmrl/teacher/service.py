@@ -7,7 +7,8 @@ removes duplicates, and the latest prompt bank, which it polls from the feedback
 switched on and off without touching any backend.
 
 A new bank version would make every cached answer stale at once, and with a slow LM every runner would then wait
-for fresh ones. So the service adopts a newer bank at most once per ``teacher.bank_min_interval_s``, and first
+for fresh ones. So the service adopts a newer bank at most once per ``teacher.bank_min_interval_s`` (longer when
+re-scoring would otherwise keep the LM busier than ``teacher.rescore_max_busy``), and first
 re-scores the states it was asked about most recently (``teacher.rescore_recent``) under it, in the background,
 in small calls that go only when no new-state query is waiting; it answers with the previous version until that
 is done. Runners then find the new version's answers already computed.
@@ -213,14 +214,17 @@ class TeacherService:
         # New-state queries waiting for the backend: the re-score goes only when there are none.
         self._new_state_calls: set[asyncio.Future] = set()
         self._rescored = 0
+        self._last_rescore_s = 0.0  # backend time the re-score for the bank in use took
         self._warned_rescore_error = False
 
     def _bank_change_allowed(self, now: float) -> bool:
-        return now - self._adopted_at >= self.cfg.bank_min_interval_s
+        gap = bank_change_gap(self.cfg.bank_min_interval_s, self._last_rescore_s, self.cfg.rescore_max_busy)
+        return now - self._adopted_at >= gap
 
-    def _adopt(self, bank: PromptBankSnapshot) -> None:
+    def _adopt(self, bank: PromptBankSnapshot, rescore_s: float = 0.0) -> None:
         self.bank = bank
         self._adopted_at = time.monotonic()
+        self._last_rescore_s = rescore_s
         if self._next_bank is not None and self._next_bank.version <= bank.version:
             self._next_bank = None
 
@@ -251,19 +255,20 @@ class TeacherService:
     async def _rescore_then_adopt(self) -> None:
         """Re-score recent states under ``_next_bank``, one small call at a time and only while no new-state query
         waits, then adopt it. A newer snapshot arriving meanwhile becomes the target instead."""
-        target, seen = None, set()
+        target, seen, busy_s = None, set(), 0.0
         try:
             while (bank := self._next_bank) is not None:
                 if bank is not target:
-                    target, seen = bank, set()
+                    target, seen, busy_s = bank, set(), 0.0
                 todo = self._rescore_todo(bank, seen)
                 if not todo:
-                    self._adopt(bank)
+                    self._adopt(bank, busy_s)
                     continue
                 while self._new_state_calls:  # lower priority than any state a runner has never seen
                     await asyncio.wait(list(self._new_state_calls))
                 if self._next_bank is not bank:
                     continue
+                t0 = time.perf_counter()
                 try:
                     await self._run_backend(todo, bank)
                 except Exception as exc:  # noqa: BLE001 - adopt anyway: its answers are then computed on demand
@@ -271,8 +276,9 @@ class TeacherService:
                         logger.warning("re-scoring for prompt bank %d failed (%s); adopting it without", bank.version,
                                        exc)
                         self._warned_rescore_error = True
-                    self._adopt(bank)
+                    self._adopt(bank, busy_s)
                     continue
+                busy_s += time.perf_counter() - t0
                 self._rescored += len(todo)
         finally:
             self._rescore_task = None
@@ -327,6 +333,12 @@ class TeacherService:
         if self._rescore_task is not None:
             self._rescore_task.cancel()
         await self.backend.close()
+
+
+def bank_change_gap(min_interval_s: float, last_rescore_s: float, max_busy: float) -> float:
+    """Seconds from adopting a bank until the next may be adopted: the fixed interval, or longer when the last
+    re-score would otherwise take more than ``max_busy`` of the backend's time (T / (T + gap) <= max_busy)."""
+    return max(min_interval_s, last_rescore_s * (1.0 / max_busy - 1.0))
 
 
 def _in_event_loop() -> bool:

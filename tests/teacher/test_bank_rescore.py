@@ -7,7 +7,7 @@ import asyncio
 
 from llmrl.config import TeacherConfig
 from llmrl.messages import Advice, PromptBankSnapshot, TeacherQuery
-from llmrl.teacher.service import TeacherService
+from llmrl.teacher.service import TeacherService, bank_change_gap
 
 
 class SerialBackend:
@@ -151,3 +151,11 @@ def test_bank_versions_are_adopted_at_most_once_per_min_interval():
 
     first, held, held_polls, later = asyncio.run(main())
     assert (first, held, held_polls, later) == (1, 1, 0, 2)
+
+
+def test_a_costly_rescore_stretches_the_gap_so_the_lm_stays_mostly_free():
+    assert bank_change_gap(30.0, 0.0, 0.2) == 30.0  # nothing re-scored: the fixed interval
+    assert bank_change_gap(30.0, 2.0, 0.2) == 30.0  # a cheap re-score (a GPU): still the interval
+    gap = bank_change_gap(30.0, 40.0, 0.2)  # 40 s of LM time (SmolLM2 on a busy CPU) ...
+    assert gap == 160.0 and 40.0 / (40.0 + gap) == 0.2  # ... is at most a fifth of the LM's time
+    assert bank_change_gap(30.0, 40.0, 1.0) == 30.0  # 1 = only the interval
