@@ -81,6 +81,10 @@ class HFConfig:
     # answer cue opening the assistant turn): "auto" when the tokenizer has one, "on" (an error if it has
     # none), "off" (plain text, for base models and the tiny test LM). Instruction-tuned models read it better.
     chat_template: str = "auto"
+    # torch threads of the teacher process on CPU (0 = torch's default, one per core). The LM shares the cores with
+    # the env runners and the learner: more threads than it has cores to itself oversubscribe them all (see
+    # resources.learner_torch_threads), so one, unless the teacher has cores of its own (teacher.num_cpus).
+    torch_threads: int = 1
 
 
 @dataclass
@@ -140,6 +144,20 @@ class TeacherConfig:
     advice_timeout_s: float = 5.0  # how long a runner waits for new-state advice before going on without it
     retry_after_s: float = 2.0  # after a failed call, how long a runner waits before asking again
     bank_refresh_s: float = 2.0  # how often the service polls the feedback actor for a newer prompt bank
+    # Keeping a slow LM off the hot path (docs/benchmarks/hot_path.md). Every prompt-bank version the service adopts
+    # makes each cached answer stale, so it adopts a newer bank at most once per this many seconds (the first one
+    # at once); versions the feedback actor publishes meanwhile (every feedback.publish_every episodes) are skipped.
+    bank_min_interval_s: float = 30.0
+    # ... and no sooner than keeps background re-scoring below this share of the LM's time: after a re-score that
+    # kept the backend busy T s, the next version waits at least T * (1 / share - 1) s. SmolLM2-135M on a shared
+    # 2-core CPU needs seconds per state under a grown bank, so this, not the fixed interval, sets its pace there;
+    # on a GPU the interval does. 1 = only the fixed interval.
+    rescore_max_busy: float = 0.2
+    # Before the service adopts a new bank it re-scores up to this many of the most recently asked states under it,
+    # in the background and after any new-state query, and goes on answering with the previous version meanwhile;
+    # runners then find fresh answers waiting. 0 = adopt at once and compute fresh answers on demand.
+    rescore_recent: int = 64
+    rescore_batch_size: int = 4  # states per background re-score call: small, so a new state waits for one at most
     actor_name: str = "llmrl_teacher"  # named Ray actor (replicas get a "_<i>" suffix)
     max_restarts: int = 10  # Ray restarts of a dead teacher replica (bounded)
     num_replicas: int = 1  # teacher service replicas (one per GPU or TP group)
@@ -292,6 +310,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
 _NON_NEGATIVE = {
     "teacher.error_rate", "teacher.max_wait_ms", "teacher.advice_timeout_s", "teacher.retry_after_s", "teacher.bank_refresh_s", "feedback.max_restarts",
     "feedback.flush_s",
+    "teacher.bank_min_interval_s", "teacher.rescore_recent", "teacher.hf.torch_threads",
     "teacher.num_gpus", "teacher.num_cpus", "teacher.max_restarts", "distill.coef_start", "distill.coef_decrement",
     "distill.coef_floor", "distill.cutoff_updates", "env.intrinsic_reward", "resources.num_env_runners",
     "resources.num_gpus", "resources.num_learners", "resources.learner_torch_threads", "resources.num_gpus_per_learner", "ppo.entropy_coeff",
@@ -301,6 +320,7 @@ _NON_NEGATIVE = {
 _POSITIVE = {
     "env.max_steps", "env.room_min", "env.room_max", "env.agent_view_size", "env.ask_every_k",
     "teacher.max_batch_size", "teacher.cache_size", "teacher.client_cache_size", "teacher.num_replicas",
+    "teacher.rescore_batch_size", "teacher.rescore_max_busy",
     "teacher.hf.num_samples", "teacher.hf.max_new_tokens", "teacher.vllm.num_samples", "teacher.vllm.max_model_len",
     "teacher.vllm.tensor_parallel_size", "teacher.openai.timeout_s", "teacher.openai.max_concurrency",
     "teacher.openai.num_samples", "feedback.publish_every", "feedback.flush_every", "feedback.max_tracked_states",
@@ -310,8 +330,8 @@ _POSITIVE = {
     "run.checkpoint_every", "teacher.log_flush_s", "teacher.log_max_mb", "teacher.log_queue_size",
     "model.grid_first_stride",
 }
-_UNIT_INTERVAL = {"teacher.error_rate", "run.success_threshold", "teacher.vllm.gpu_memory_utilization", "ppo.gamma",
-                  "ppo.gae_lambda"}
+_UNIT_INTERVAL = {"teacher.error_rate", "teacher.rescore_max_busy", "run.success_threshold",
+                  "teacher.vllm.gpu_memory_utilization", "ppo.gamma", "ppo.gae_lambda"}
 
 
 def _coerce(value: Any, tp: Any, key: str) -> Any:
@@ -401,6 +421,10 @@ def validate(cfg: Config) -> Config:
                           f"(its family writes: {', '.join(spec.prompt_styles)})")
     if cfg.ppo.minibatch_size > cfg.ppo.train_batch_size:
         raise ConfigError("ppo.minibatch_size: must be <= ppo.train_batch_size")
+    if 2 * cfg.teacher.rescore_recent > cfg.teacher.cache_size:
+        # Re-scored answers and the previous version's must fit in the service cache together.
+        raise ConfigError(f"teacher.rescore_recent: must be <= teacher.cache_size / 2 ({cfg.teacher.cache_size // 2}), "
+                          f"got {cfg.teacher.rescore_recent}")
     # A replay run builds its fallback backend from the same teacher config, so that one needs its settings too.
     backends = {cfg.teacher.backend}
     if cfg.teacher.backend == "replay":

@@ -136,6 +136,9 @@ class AdviceSource(Protocol):
     def request(self, query: TeacherQuery) -> Advice | None:
         """Advice if available within the configured wait; None means "no advice for now" (never raises)."""
 
+    def note_advised_step(self, advice: Advice) -> None:
+        """One env step was guided by ``advice`` (for the count of steps guided by a superseded bank version)."""
+
     def stats(self) -> dict[str, float]: ...
 
 

@@ -131,6 +131,7 @@ class TeacherStats:
     invalid_outputs: int = 0
     deduplicated: int = 0  # requests that shared a slot with an equal request in the same batch
     reweighted: int = 0  # answers reweighted by the student's measured success
+    rescored: int = 0  # answers computed in the background for a new prompt bank, before runners asked
     bank_version: int = 0
     backend: str = ""
     instance_id: str = ""  # changes when Ray restarts the replica, so the driver can count restarts

@@ -29,6 +29,13 @@ def test_defaults_and_overrides_are_typed():
         ("feedback.credit=advantage", "feedback.credit: must be one of plan, episode"),
         ("teacher.prompt_style=fancy", "teacher.prompt_style: must be one of plain, llm4teach"),
         ("teacher.hf.chat_template=maybe", "teacher.hf.chat_template: must be one of auto, on, off"),
+        ("teacher.bank_min_interval_s=-1", "teacher.bank_min_interval_s: must be >= 0"),
+        ("teacher.rescore_recent=-1", "teacher.rescore_recent: must be >= 0"),
+        ("teacher.rescore_recent=2049", "teacher.rescore_recent: must be <= teacher.cache_size / 2 (2048)"),
+        ("teacher.rescore_batch_size=0", "teacher.rescore_batch_size: must be > 0"),
+        ("teacher.rescore_max_busy=0", "teacher.rescore_max_busy: must be > 0"),
+        ("teacher.rescore_max_busy=1.5", "teacher.rescore_max_busy: must be within [0, 1]"),
+        ("teacher.hf.torch_threads=-1", "teacher.hf.torch_threads: must be >= 0"),
         ("garbage", "expected key=value"),
     ],
 )

@@ -59,6 +59,19 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
     return done[-1] if done else None
 
 
+def train_or_reuse(config: str, overrides: list[str], out_dir: Path, name: str, reuse: bool
+                   ) -> tuple[dict[str, Any], list[dict]]:
+    """``train_run``, or with ``reuse`` the run already finished in ``out_dir/name`` (its summary.json read back).
+    An unfinished earlier run there is kept aside rather than appended to."""
+    done = out_dir / name / "summary.json"
+    if reuse and done.is_file():
+        rows = [json.loads(x) for x in (out_dir / name / "metrics.jsonl").read_text().splitlines()]
+        return json.loads(done.read_text()), rows
+    if (out_dir / name).exists():
+        (out_dir / name).rename(out_dir / f"{name}.unfinished-{time.strftime('%Y%m%d-%H%M%S')}")
+    return train_run(config, overrides, out_dir, name)
+
+
 def today() -> str:
     return time.strftime("%Y-%m-%d")
 

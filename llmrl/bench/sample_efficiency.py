@@ -27,11 +27,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from pathlib import Path
 from typing import Any
 
-from llmrl.bench.runs import load_average, machine, markdown_table, today, train_run
+from llmrl.bench.runs import load_average, machine, markdown_table, today, train_or_reuse
 from llmrl.config import ConfigError, load_config
 
 LM_BACKENDS = ("hf", "vllm", "openai")
@@ -145,14 +144,7 @@ def run_seed(args: argparse.Namespace, wanted: list[str], seed: int, out: Path) 
     curves = {}
     run_dirs: dict[str, str] = {}
     for name in wanted:
-        done = out / name / "summary.json"
-        if args.reuse and done.is_file():
-            summary = json.loads(done.read_text())
-            rows = [json.loads(x) for x in (out / name / "metrics.jsonl").read_text().splitlines()]
-        else:
-            if (out / name).exists():  # an unfinished earlier run: keep it aside rather than append to it
-                (out / name).rename(out / f"{name}.unfinished-{time.strftime('%Y%m%d-%H%M%S')}")
-            summary, rows = train_run(args.config, [*base, *arms[name]], out, name)
+        summary, rows = train_or_reuse(args.config, [*base, *arms[name]], out, name, args.reuse)
         run_dirs[name] = str(out / name)
         results[name] = {
             "steps_to_success": summary["steps_to_success"], "env_steps": summary["env_steps"],

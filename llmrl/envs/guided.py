@@ -195,6 +195,7 @@ class TeacherGuidedEnv(gym.Wrapper):
             self._last_probs = None
             return None
         self._period_steps += 1
+        self.advice_source.note_advised_step(self._advice)
         actions = {o: self.task.option_action(o) for o, p in zip(self._advice.options, self._advice.probs) if p > 0}
         probs = teacher_action_distribution(self._advice, actions, self.num_actions, self.cfg.teacher.mode, self._rng)
         self._last_probs = probs

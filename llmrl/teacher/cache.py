@@ -39,6 +39,10 @@ class LRUCache(Generic[V]):
             self._data.popitem(last=False)
             self.evictions += 1
 
+    def values(self) -> list[V]:
+        """All values, least recently used first (a copy: safe to iterate while the cache changes)."""
+        return list(self._data.values())
+
     def clear(self) -> None:
         self._data.clear()
 

@@ -2,10 +2,14 @@
 
 One ``TeacherClient`` per process (``shared_client``) serves all vectorised envs of an env runner. It keeps a
 bounded LRU of advice keyed by the query, so a state seen before in this process costs a dict lookup, and it
-only calls the service for new states. A call waits at most ``advice_timeout_s``; a late answer is picked up on a
-later step. Failures (dead or restarting replica, timeouts) are counted and answered with "no advice"; after a
-failure the client waits ``retry_after_s`` before asking that replica again, so a dead teacher costs nothing per
-step. Nothing here raises into the env.
+only calls the service for new states. Only a state this process has never seen waits for its answer, at most
+``advice_timeout_s``; a late answer is picked up on a later step. When the service has moved to a newer prompt
+bank, advice held under an older version is answered at once and the fresh answer is asked for in the
+background, to be used from a later request on: a new bank version never makes a runner wait. Steps guided by
+advice older than the newest version known here are counted (``stale_steps``, reported by the guided env).
+Failures (dead or restarting replica, timeouts) are counted and answered with "no advice"; after a failure the
+client waits ``retry_after_s`` before asking that replica again, so a dead teacher costs nothing per step.
+Nothing here raises into the env.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ logger = logging.getLogger(__name__)
 
 _COUNTERS = (
     "requests", "local_hits", "remote_calls", "remote_answers", "no_advice", "timeouts", "failures",
-    "unavailable", "skipped_backoff", "stale_served",
+    "unavailable", "skipped_backoff", "stale_served", "advised_steps", "stale_steps",
 )
 # Service answers that mean "the teacher could not answer now" (not "the LM answered nonsense"): back off.
 _UNAVAILABLE = ("teacher_unavailable", "backend_error", "engine_error")
@@ -50,8 +54,6 @@ class TeacherClient:
     # -- public ------------------------------------------------------------------------------------------
 
     def request(self, query: TeacherQuery) -> Advice | None:
-        import ray
-
         self.counters["requests"] += 1
         self._probe_bank_version()
         key = query.key()
@@ -61,24 +63,53 @@ class TeacherClient:
             return cached
         if key not in self._pending and not self._send(query, key):
             return self._stale(cached)
-        ref, replica, sent = self._pending[key]
-        t0 = time.perf_counter()
-        ready, _ = ray.wait([ref], timeout=self.cfg.advice_timeout_s)
-        self.wait_s += time.perf_counter() - t0
-        if not ready:
-            if time.monotonic() - sent > 10 * self.cfg.advice_timeout_s:
-                # Give up on a call that will not come back (e.g. a hung replica) so a new one can be made.
-                self._pending.pop(key, None)
-                self._router.finished(replica)
-            self.counters["timeouts"] += 1
+        # Held under an older bank: do not wait, take the fresh answer only if it is already here.
+        advice = self._collect(key, timeout=0.0 if cached is not None else self.cfg.advice_timeout_s)
+        if advice is None:
             return self._stale(cached)
-        self._pending.pop(key, None)
+        return advice if advice.has_advice else None
+
+    def note_advised_step(self, advice: Advice) -> None:
+        """One env step was guided by ``advice``: counts it, and whether its bank version was already superseded."""
+        self.counters["advised_steps"] += 1
+        if advice.bank_version < self._latest_bank:
+            self.counters["stale_steps"] += 1
+
+    def stats(self) -> dict[str, float]:
+        out = {f"teacher_client/{k}": float(v) for k, v in self.counters.items()}
+        out["teacher_client/wait_s"] = self.wait_s
+        return out
+
+    # -- internals ---------------------------------------------------------------------------------------
+
+    def _collect(self, key: tuple, timeout: float) -> Advice | None:
+        """The answer of the call in flight for ``key`` if it arrives within ``timeout`` (0: only if already
+        here); None when it does not, or the call failed. Answers are cached (all but "teacher unavailable")."""
+        import ray
+
+        ref, replica, _ = self._pending[key]
+        if timeout > 0:
+            t0 = time.perf_counter()
+            ready, _ = ray.wait([ref], timeout=timeout)
+            self.wait_s += time.perf_counter() - t0
+            if not ready:
+                self.counters["timeouts"] += 1
+        else:
+            ready, _ = ray.wait([ref], timeout=0)
+        if not ready:
+            return None
+        del self._pending[key]
         self._router.finished(replica)
+        return self._receive(key, ref, replica)
+
+    def _receive(self, key: tuple, ref: Any, replica: int) -> Advice | None:
+        import ray
+
         try:
             (advice,) = ray.get(ref)
         except Exception as exc:  # noqa: BLE001 - dead/restarting replica: fall back, never crash the runner
             self._on_failure(replica, exc)
-            return self._stale(cached)
+            return None
         self.counters["remote_answers"] += 1
         self._latest_bank = max(self._latest_bank, advice.bank_version)
         if not advice.has_advice:
@@ -88,16 +119,29 @@ class TeacherClient:
                 # back off like a failed call, or every new state would wait out the backend's retries.
                 self.counters["unavailable"] += 1
                 self._retry_at[replica] = time.monotonic() + self.cfg.retry_after_s
-                return self._stale(cached)
+                return None
         self._cache.put(key, advice)
-        return advice if advice.has_advice else None
+        return advice
 
-    def stats(self) -> dict[str, float]:
-        out = {f"teacher_client/{k}": float(v) for k, v in self.counters.items()}
-        out["teacher_client/wait_s"] = self.wait_s
-        return out
+    def _harvest(self) -> None:
+        """Take in every answer that has arrived (background refreshes of keys not asked again yet, late answers),
+        so the router's in-flight counts stay true, and give up on calls that will not come back (a hung replica)."""
+        import ray
 
-    # -- internals ---------------------------------------------------------------------------------------
+        if not self._pending:
+            return
+        refs = {ref: key for key, (ref, _, _) in self._pending.items()}
+        ready, _ = ray.wait(list(refs), num_returns=len(refs), timeout=0)
+        for ref in ready:
+            key = refs[ref]
+            _, replica, _ = self._pending.pop(key)
+            self._router.finished(replica)
+            self._receive(key, ref, replica)
+        give_up_before = time.monotonic() - 10 * self.cfg.advice_timeout_s
+        for key, (_, replica, sent) in list(self._pending.items()):
+            if sent < give_up_before:
+                del self._pending[key]
+                self._router.finished(replica)
 
     def _probe_bank_version(self) -> None:
         """Learn the service's prompt-bank version without blocking; advice cached under an older version is
@@ -117,6 +161,7 @@ class TeacherClient:
         if now - self._bank_probe_at < self.cfg.bank_refresh_s or now < self._retry_at[0]:
             return
         self._bank_probe_at = now
+        self._harvest()
         try:
             self._bank_probe = self._handle(0).bank_version.remote()
         except Exception:  # noqa: BLE001 - actor lookup fails while it is restarting

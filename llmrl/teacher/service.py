@@ -6,6 +6,13 @@ removes duplicates, and the latest prompt bank, which it polls from the feedback
 (reweighting options by the student's measured success) is applied here, after the cache, so it can be
 switched on and off without touching any backend.
 
+A new bank version would make every cached answer stale at once, and with a slow LM every runner would then wait
+for fresh ones. So the service adopts a newer bank at most once per ``teacher.bank_min_interval_s`` (longer when
+re-scoring would otherwise keep the LM busier than ``teacher.rescore_max_busy``), and first
+re-scores the states it was asked about most recently (``teacher.rescore_recent``) under it, in the background,
+in small calls that go only when no new-state query is waiting; it answers with the previous version until that
+is done. Runners then find the new version's answers already computed.
+
 ``TeacherService`` is a plain class so that it can be unit-tested without Ray; ``start_teacher_service``
 wraps it as a named Ray actor with bounded restarts.
 """
@@ -14,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 import uuid
 from collections.abc import Sequence
@@ -61,6 +69,7 @@ class TeacherService:
         backend: Any = None,
         replica: int = 0,
         log_dir: str = "",
+        feedback_handle: Any = None,
     ):
         self.cfg = cfg
         if backend is None:
@@ -70,10 +79,11 @@ class TeacherService:
         self.backend = backend
         self._feedback_actor_name = feedback_actor
         self._namespace = namespace
-        self._feedback_handle: Any = None
+        self._feedback_handle: Any = feedback_handle  # looked up by name on first use when not given
         self.bank = PromptBankSnapshot(version=0, task_description="")
         self._bank_checked_at = 0.0
         self._bank_refresh: asyncio.Task | None = None
+        self._init_rescoring()
         self.cache: LRUCache[Advice] = LRUCache(cfg.cache_size)
         self.batcher: MicroBatcher[TeacherQuery, Advice] = MicroBatcher(
             self._run_backend, TeacherQuery.key, cfg.max_batch_size, cfg.max_wait_ms / 1000.0
@@ -106,12 +116,13 @@ class TeacherService:
         results: list[Advice | None] = []
         waiting: list[tuple[int, asyncio.Future]] = []
         for i, q in enumerate(queries):
+            self._remember(q)
             hit = self.cache.get(self._cache_key(q, bank.version))
             if hit is not None:
                 results.append(Advice(hit.options, hit.probs, hit.bank_version, "cache", hit.reason))
             else:
                 results.append(None)
-                waiting.append((i, asyncio.ensure_future(self.batcher.submit(q))))
+                waiting.append((i, self._submit_new_state(q)))
         for i, fut in waiting:
             try:
                 results[i] = await fut
@@ -134,8 +145,10 @@ class TeacherService:
     def _cache_key(self, q: TeacherQuery, bank_version: int) -> tuple:
         return (self.backend.name, bank_version, q.key())
 
-    async def _run_backend(self, queries: Sequence[TeacherQuery]) -> list[Advice]:
-        bank = self.bank
+    async def _run_backend(self, queries: Sequence[TeacherQuery], bank: PromptBankSnapshot | None = None
+                           ) -> list[Advice]:
+        """Answers from the backend under ``bank`` (default: the bank in use), cached under its version."""
+        bank = self.bank if bank is None else bank
         self._llm_calls += len(queries)
         t0 = time.perf_counter()
         answers = await self.backend.advise(queries, bank)
@@ -166,16 +179,26 @@ class TeacherService:
     # -- prompt bank -------------------------------------------------------------------------------------
 
     def set_bank(self, bank: PromptBankSnapshot) -> int:
-        """Install a bank snapshot (pushed by the driver, or pulled from the feedback actor)."""
-        if bank.version >= self.bank.version:
-            self.bank = bank
+        """Install a bank snapshot (pushed by the driver, or pulled from the feedback actor); returns the version
+        answers are produced with now. Called from the event loop, with states asked before and
+        ``rescore_recent`` > 0, the snapshot is adopted once those states are re-scored under it (in the
+        background; the current version serves meanwhile), else at once. No rate limit here: that is the poll's."""
+        newest = self._next_bank if self._next_bank is not None else self.bank
+        if bank.version < newest.version:
+            return self.bank.version
+        if self._recent is None or not len(self._recent) or not _in_event_loop():
+            self._adopt(bank)
+        else:
+            self._next_bank = bank
+            if self._rescore_task is None:
+                self._rescore_task = asyncio.ensure_future(self._rescore_then_adopt())
         return self.bank.version
 
     def _maybe_refresh_bank(self) -> None:
-        if not self._feedback_actor_name or self._bank_refresh is not None:
+        if not self._feedback_actor_name or self._bank_refresh is not None or self._next_bank is not None:
             return
         now = time.monotonic()
-        if now - self._bank_checked_at < self.cfg.bank_refresh_s:
+        if now - self._bank_checked_at < self.cfg.bank_refresh_s or not self._bank_change_allowed(now):
             return
         self._bank_checked_at = now
         # Poll in the background: a slow feedback actor must never delay advice.
@@ -196,6 +219,94 @@ class TeacherService:
         finally:
             self._bank_refresh = None
 
+    # -- background re-scoring for a new bank (teacher.bank_min_interval_s, rescore_recent) ----------------
+
+    def _init_rescoring(self) -> None:
+        self._adopted_at = -math.inf  # when the bank in use was adopted; the first version comes at once
+        self._next_bank: PromptBankSnapshot | None = None  # being re-scored; adopted when that is done
+        self._rescore_task: asyncio.Task | None = None
+        # The states asked about most recently (bounded), the ones worth re-scoring for a new bank.
+        self._recent: LRUCache[TeacherQuery] | None = (
+            LRUCache(self.cfg.rescore_recent) if self.cfg.rescore_recent else None)
+        # New-state queries waiting for the backend: the re-score goes only when there are none.
+        self._new_state_calls: set[asyncio.Future] = set()
+        self._rescored = 0
+        self._last_rescore_s = 0.0  # backend time the re-score for the bank in use took
+        self._warned_rescore_error = False
+
+    def _bank_change_allowed(self, now: float) -> bool:
+        gap = bank_change_gap(self.cfg.bank_min_interval_s, self._last_rescore_s, self.cfg.rescore_max_busy)
+        return now - self._adopted_at >= gap
+
+    def _adopt(self, bank: PromptBankSnapshot, rescore_s: float = 0.0) -> None:
+        self.bank = bank
+        self._adopted_at = time.monotonic()
+        self._last_rescore_s = rescore_s
+        if self._next_bank is not None and self._next_bank.version <= bank.version:
+            self._next_bank = None
+
+    def _remember(self, query: TeacherQuery) -> None:
+        if self._recent is not None:
+            self._recent.put(query.key(), query)
+
+    def _submit_new_state(self, query: TeacherQuery) -> asyncio.Future:
+        fut = asyncio.ensure_future(self.batcher.submit(query))
+        self._new_state_calls.add(fut)
+        fut.add_done_callback(self._new_state_calls.discard)
+        return fut
+
+    def _rescore_todo(self, bank: PromptBankSnapshot, seen: set[tuple]) -> list[TeacherQuery]:
+        """The next few recent states (most recent first) without an answer under ``bank``. ``seen`` collects the
+        states considered for this bank, so each is tried once and at most ``rescore_recent`` in all."""
+        todo: list[TeacherQuery] = []
+        for q in reversed(self._recent.values() if self._recent is not None else []):
+            if len(todo) == self.cfg.rescore_batch_size or len(seen) >= self.cfg.rescore_recent:
+                break
+            key = q.key()
+            if key not in seen:
+                seen.add(key)
+                if self._cache_key(q, bank.version) not in self.cache:
+                    todo.append(q)
+        return todo
+
+    async def _rescore_then_adopt(self) -> None:
+        """Re-score recent states under ``_next_bank``, one small call at a time and only while no new-state query
+        waits, then adopt it. A newer snapshot arriving meanwhile becomes the target instead."""
+        target, seen, busy_s = None, set(), 0.0
+        try:
+            while (bank := self._next_bank) is not None:
+                if bank is not target:
+                    target, seen, busy_s = bank, set(), 0.0
+                todo = self._rescore_todo(bank, seen)
+                if not todo:
+                    self._adopt(bank, busy_s)
+                    continue
+                while self._new_state_calls:  # lower priority than any state a runner has never seen
+                    await asyncio.wait(list(self._new_state_calls))
+                if self._next_bank is not bank:
+                    continue
+                t0 = time.perf_counter()
+                try:
+                    await self._run_backend(todo, bank)
+                except Exception as exc:  # noqa: BLE001 - adopt anyway: its answers are then computed on demand
+                    if not self._warned_rescore_error:
+                        logger.warning("re-scoring for prompt bank %d failed (%s); adopting it without", bank.version,
+                                       exc)
+                        self._warned_rescore_error = True
+                    self._adopt(bank, busy_s)
+                    continue
+                busy_s += time.perf_counter() - t0
+                self._rescored += len(todo)
+        finally:
+            self._rescore_task = None
+
+    async def settle_bank(self) -> int:
+        """Wait for a bank poll and a background re-score in progress, if any; returns the bank version in use
+        (tests, benchmarks)."""
+        while (busy := self._bank_refresh or self._rescore_task) is not None:
+            await asyncio.shield(busy)
+        return self.bank.version
+
     # -- introspection -----------------------------------------------------------------------------------
 
     def stats(self) -> TeacherStats:
@@ -209,6 +320,7 @@ class TeacherService:
             invalid_outputs=self._invalid,
             deduplicated=self.batcher.deduplicated,
             reweighted=self._reweighted,
+            rescored=self._rescored,
             bank_version=self.bank.version,
             backend=self.backend.name,
             instance_id=self.instance_id,
@@ -246,9 +358,25 @@ class TeacherService:
         return True
 
     async def close(self) -> None:
+        if self._rescore_task is not None:
+            self._rescore_task.cancel()
         if self._teacher_log is not None:
             self._teacher_log.close()
         await self.backend.close()
+
+
+def bank_change_gap(min_interval_s: float, last_rescore_s: float, max_busy: float) -> float:
+    """Seconds from adopting a bank until the next may be adopted: the fixed interval, or longer when the last
+    re-score would otherwise take more than ``max_busy`` of the backend's time (T / (T + gap) <= max_busy)."""
+    return max(min_interval_s, last_rescore_s * (1.0 / max_busy - 1.0))
+
+
+def _in_event_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
 
 
 def replica_name(cfg: TeacherConfig, index: int) -> str:

@@ -51,7 +51,7 @@ class TeacherMonitor:
     """Sums the counters of every teacher replica across Ray restarts (a restarted replica starts at zero)."""
 
     COUNTERS = ("requests", "llm_calls", "cache_hits", "batches", "batched_prompts", "no_advice", "invalid_outputs",
-                "deduplicated", "latency_s_sum")
+                "deduplicated", "latency_s_sum", "rescored")
 
     def __init__(self, handles: list[Any], state: LoopState):
         self.handles = handles
@@ -176,6 +176,39 @@ def metrics_row(result: dict[str, Any], state: LoopState, teacher: dict[str, flo
     return row
 
 
+def hot_path_metrics(result: dict[str, Any], state: LoopState, teacher: dict[str, float]) -> dict[str, Any]:
+    """How well the teacher kept off the env runners' hot path when the prompt bank moved on (cumulative counts):
+    env steps guided by advice from a bank version already superseded, of all advised steps, and this iteration's
+    fraction of them; requests answered with such advice (``stale_served``); answers the service re-scored in the
+    background for a new bank before runners asked; the seconds the backend spent answering, all replicas summed
+    (with ``wall_s``: how busy the LM was)."""
+    client = state.client_totals
+    runners = result.get("env_runners", {})
+    iter_advised = float(runners.get("llmrl/teacher_client/advised_steps", 0.0))
+    iter_stale = float(runners.get("llmrl/teacher_client/stale_steps", 0.0))
+    return {
+        "teacher_advised_steps": client.get("teacher_client/advised_steps", 0.0),
+        "teacher_stale_steps": client.get("teacher_client/stale_steps", 0.0),
+        "teacher_iter_stale_step_frac": iter_stale / iter_advised if iter_advised else 0.0,
+        "teacher_stale_served": client.get("teacher_client/stale_served", 0.0),
+        "teacher_rescored": teacher.get("rescored", 0.0),
+        "teacher_backend_busy_s": teacher.get("latency_s_sum", 0.0),
+    }
+
+
+def hot_path_summary(row: dict[str, Any]) -> dict[str, Any]:
+    advised = row.get("teacher_advised_steps", 0.0)
+    return {
+        "teacher_wait_s": row.get("teacher_wait_s", 0.0),
+        "teacher_advised_steps": advised,
+        "teacher_stale_steps": row.get("teacher_stale_steps", 0.0),
+        "teacher_stale_step_frac": row.get("teacher_stale_steps", 0.0) / advised if advised else 0.0,
+        "teacher_stale_served": row.get("teacher_stale_served", 0.0),
+        "teacher_rescored": row.get("teacher_rescored", 0.0),
+        "teacher_backend_busy_s": row.get("teacher_backend_busy_s", 0.0),
+    }
+
+
 def train(cfg: Config, stream: TextIO | None = sys.stdout) -> dict[str, Any]:
     """Run (or resume) one training run; returns the summary that is also written to ``summary.json``."""
     from llmrl.training.graph import build_graph, init_ray
@@ -223,6 +256,7 @@ def train(cfg: Config, stream: TextIO | None = sys.stdout) -> dict[str, Any]:
             if spec.metrics is not None:
                 row.update(spec.metrics(result, state))
             row.update(restarts.poll())
+            row.update(hot_path_metrics(result, state, teacher))
             success = row["eval_success"]
             if not math.isnan(success):
                 state.best_eval_success = max(state.best_eval_success, success)
@@ -304,6 +338,7 @@ def build_summary(cfg: Config, state: LoopState, row: dict[str, Any], checkpoint
         "checkpoint": str(checkpoint) if checkpoint else None,
         "run_dir": str(run_dir),
     }
+    summary.update(hot_path_summary(row))
     spec = family_spec(cfg.env.name)
     if spec.summary is not None:
         summary.update(spec.summary(state))

@@ -53,11 +53,15 @@ class Corridor(gym.Env):
 class FakeSource:
     def __init__(self, probs=(0.75, 0.25)):
         self.queries = []
+        self.advised_steps = []
         self.probs = probs
 
     def request(self, query):
         self.queries.append(query)
         return Advice(query.options, self.probs)
+
+    def note_advised_step(self, advice):
+        self.advised_steps.append(advice)
 
     def stats(self):
         return {}
@@ -109,3 +113,23 @@ def test_no_advice_means_zero_probs():
     env = TeacherGuidedEnv(Corridor(), Config(), Silent(), None)
     _, info = env.reset()
     assert not info[TEACHER_PROBS].any()
+
+
+def test_every_advised_step_is_noted_with_the_advice_in_force():
+    # The client counts steps guided by a superseded prompt bank from these notes.
+    src = FakeSource()
+    env = TeacherGuidedEnv(Corridor(), Config(), src, None)
+    env.reset()
+    env.step(0)  # same text: the advice from reset still guides this step
+    env.step(1)
+    assert len(src.advised_steps) == 3 and all(a.options == ("go right", "wait") for a in src.advised_steps)
+    env.step(1)
+    env.step(1)  # terminal step: no advice for a next state
+    assert len(src.advised_steps) == 4
+
+    silent = FakeSource()
+    silent.request = lambda query: None
+    env = TeacherGuidedEnv(Corridor(), Config(), silent, None)
+    env.reset()
+    env.step(0)
+    assert silent.advised_steps == []  # no advice, nothing guided

@@ -68,6 +68,9 @@ class WoodTeacher:
         self.queries.append(query)
         return Advice(query.options, (1.0, 0.0))
 
+    def note_advised_step(self, advice):
+        pass
+
     def stats(self):
         return {}
 

@@ -146,3 +146,18 @@ def test_make_backend_hf(tiny_lm_dir):
     from llmrl.messages import PromptBankSnapshot
 
     assert asyncio.run(backend.advise([q], PromptBankSnapshot(version=0, task_description="")))[0].has_advice
+
+
+def test_teacher_sets_its_own_torch_threads_on_cpu(tiny_lm_dir):
+    # The teacher process must not oversubscribe the cores it shares with env runners and the learner.
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        HFBackend(HFConfig(model=tiny_lm_dir, torch_threads=2))
+        assert torch.get_num_threads() == 2
+        torch.set_num_threads(before)
+        HFBackend(HFConfig(model=tiny_lm_dir, torch_threads=0))  # 0: torch's setting is left alone
+        assert torch.get_num_threads() == before
+    finally:
+        torch.set_num_threads(before)

@@ -64,8 +64,10 @@ def test_backend_failure_gives_no_advice_and_is_not_cached():
 
 
 def test_new_bank_version_misses_cache():
+    # Without background re-scoring a new version is adopted at once and answers are computed on demand
+    # (tests/teacher/test_bank_rescore.py covers the re-scoring path).
     backend = CountingBackend()
-    svc = make(backend, max_wait_ms=1.0)
+    svc = make(backend, max_wait_ms=1.0, rescore_recent=0)
 
     async def main():
         await svc.advise([q("s")])

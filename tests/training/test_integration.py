@@ -74,6 +74,9 @@ def test_scripted_run_writes_every_output(scripted_run):
     # The feedback actor's new bank versions reached the teacher, although repeated states never leave the
     # runner's cache (the runner polls the version).
     assert s["bank_version"] >= 1
+    # Hot-path counters: every advised step is counted, those guided by a superseded bank version among them.
+    assert s["teacher_advised_steps"] > 0 and 0 <= s["teacher_stale_steps"] <= s["teacher_advised_steps"]
+    assert all({"teacher_stale_steps", "teacher_stale_served", "teacher_rescored"} <= set(r) for r in metrics)
 
 
 def test_resume_continues_steps_lambda_and_bank(scripted_run, tmp_path):

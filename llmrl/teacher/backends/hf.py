@@ -99,6 +99,8 @@ class HFBackend:
         self._model.eval()
         self._model.requires_grad_(False)
         self._device = torch.device(cfg.device)
+        if cfg.torch_threads > 0 and self._device.type == "cpu":
+            torch.set_num_threads(cfg.torch_threads)
         self._pad_id = self._tok.pad_token_id
         if self._pad_id is None:
             self._pad_id = self._tok.eos_token_id if self._tok.eos_token_id is not None else 0
