@@ -163,6 +163,37 @@ class FeedbackConfig:
 
 
 @dataclass
+class AdapterConfig:
+    """RLAdapter / AdaRefiner: a LoRA adapter on the teacher LM, fine-tuned online on what the student succeeded
+    with (``llmrl.adapter``). Training runs in its own Ray actor, never on the env runners or the learner."""
+
+    enabled: bool = False  # fine-tune and hot-load a LoRA adapter on the teacher LM (teacher.backend hf|vllm|openai)
+    role: str = "teacher"  # "teacher": the LoRA goes on the teacher LM itself (its successes teach it)
+    # Local model folder (or hub name) the adapter is trained on; "" = teacher.hf.model / teacher.vllm.model.
+    # Required for teacher.backend=openai: the folder of the model the server runs.
+    base_model: str = ""
+    r: int = 64  # LoRA rank (AdaRefiner: 64)
+    alpha: float = 16.0  # LoRA alpha (AdaRefiner: 16)
+    dropout: float = 0.05  # LoRA dropout
+    lr: float = 2e-4  # AdamW learning rate (AdaRefiner: 2e-4)
+    epochs: int = 1  # passes over the training pairs per fine-tune (AdaRefiner: 1)
+    batch_size: int = 8  # pairs per optimizer step
+    target_modules: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj")  # Llama attention projections
+    train_every_episodes: int = 100  # fine-tune after this many new episodes ...
+    min_new_pairs: int = 16  # ... or as soon as this many new distinct (prompt, plan) pairs came in
+    max_pairs: int = 2000  # distinct pairs kept (feedback actor and trainer); least recently seen dropped first
+    heldout_frac: float = 0.2  # share of pairs (by a hash of the pair) kept out of training to judge a fine-tune
+    poll_s: float = 5.0  # trainer: how often it fetches new pairs; teacher: how often it asks for a new version
+    torch_threads: int = 1  # torch threads of the trainer process (a small box is shared with env runners)
+    device: str = "cpu"  # where the trainer fine-tunes: "cpu" or "cuda[:i]" (with num_gpus > 0)
+    num_cpus: float = 0.0  # CPUs reserved for the trainer actor (0: schedulable on a saturated 2-core box)
+    num_gpus: float = 0.0  # GPUs reserved for it (a cluster: 1)
+    max_restarts: int = 3  # Ray restarts of a dead trainer (bounded); it resumes from the latest version on disk
+    actor_name: str = "llmrl_adapter"  # named Ray actor
+    seed: int = 0  # LoRA initialisation and batch order
+
+
+@dataclass
 class PPOConfig:
     lr: float = 1e-3  # Adam (LLM4Teach: 1e-3)
     gamma: float = 0.99
@@ -223,6 +254,7 @@ class Config:
     teacher: TeacherConfig = field(default_factory=TeacherConfig)
     distill: DistillConfig = field(default_factory=DistillConfig)
     feedback: FeedbackConfig = field(default_factory=FeedbackConfig)
+    adapter: AdapterConfig = field(default_factory=AdapterConfig)
     ppo: PPOConfig = field(default_factory=PPOConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     resources: ResourcesConfig = field(default_factory=ResourcesConfig)
@@ -241,6 +273,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "teacher.vllm.selection": ("choice", "score"),
     "teacher.openai.selection": ("sample", "choice"),
     "feedback.credit": ("plan", "episode"),
+    "adapter.role": ("teacher",),
 }
 _NON_NEGATIVE = {
     "teacher.error_rate", "teacher.max_wait_ms", "teacher.advice_timeout_s", "teacher.retry_after_s", "teacher.bank_refresh_s", "feedback.max_restarts",
@@ -248,6 +281,8 @@ _NON_NEGATIVE = {
     "distill.coef_floor", "distill.cutoff_updates", "env.intrinsic_reward", "resources.num_env_runners",
     "resources.num_gpus", "resources.num_learners", "resources.learner_torch_threads", "resources.num_gpus_per_learner", "ppo.entropy_coeff",
     "teacher.openai.max_retries", "teacher.openai.backoff_s", "run.seed", "teacher.seed",
+    "adapter.dropout", "adapter.poll_s", "adapter.num_cpus", "adapter.num_gpus", "adapter.max_restarts",
+    "adapter.seed",
 }
 _POSITIVE = {
     "env.max_steps", "env.room_min", "env.room_max", "env.agent_view_size", "env.ask_every_k",
@@ -257,9 +292,10 @@ _POSITIVE = {
     "teacher.openai.num_samples", "feedback.publish_every", "feedback.flush_every", "feedback.max_tracked_states",
     "ppo.lr", "ppo.num_epochs", "ppo.minibatch_size", "ppo.train_batch_size", "resources.num_cpus",
     "resources.num_envs_per_env_runner", "run.max_env_steps", "run.eval_every", "run.eval_episodes",
-    "run.checkpoint_every",
+    "run.checkpoint_every", "adapter.r", "adapter.alpha", "adapter.lr", "adapter.epochs", "adapter.batch_size",
+    "adapter.train_every_episodes", "adapter.min_new_pairs", "adapter.max_pairs", "adapter.torch_threads",
 }
-_UNIT_INTERVAL = {"teacher.error_rate", "run.success_threshold", "teacher.vllm.gpu_memory_utilization", "ppo.gamma",
+_UNIT_INTERVAL = {"adapter.heldout_frac", "adapter.dropout", "teacher.error_rate", "run.success_threshold", "teacher.vllm.gpu_memory_utilization", "ppo.gamma",
                   "ppo.gae_lambda"}
 
 
@@ -348,7 +384,37 @@ def validate(cfg: Config) -> Config:
         raise ConfigError("teacher.vllm.model: required when teacher.backend=vllm")
     if cfg.teacher.backend == "openai" and not (cfg.teacher.openai.base_url and cfg.teacher.openai.model):
         raise ConfigError("teacher.openai.base_url: base_url and model are required when teacher.backend=openai")
+    _validate_adapter(cfg)
     return cfg
+
+
+def adapter_base_model(cfg: Config) -> str:
+    """The model the adapter is trained on and loaded onto: adapter.base_model, else the teacher LM's model."""
+    if cfg.adapter.base_model:
+        return cfg.adapter.base_model
+    return {"hf": cfg.teacher.hf.model, "vllm": cfg.teacher.vllm.model}.get(cfg.teacher.backend, "")
+
+
+def _validate_adapter(cfg: Config) -> None:
+    a = cfg.adapter
+    if not 0.0 < a.heldout_frac < 1.0:
+        raise ConfigError(f"adapter.heldout_frac: must be within (0, 1), got {a.heldout_frac!r}")
+    if not a.enabled:
+        return
+    if cfg.teacher.backend not in ("hf", "vllm", "openai"):
+        raise ConfigError(f"adapter.enabled: needs an LM teacher (teacher.backend hf, vllm or openai), "
+                          f"got teacher.backend={cfg.teacher.backend}")
+    if not cfg.feedback.enabled:
+        raise ConfigError("adapter.enabled: needs feedback.enabled=true (its training pairs come from the feedback actor)")
+    if not adapter_base_model(cfg):
+        raise ConfigError("adapter.base_model: required with teacher.backend=openai (the local folder of the "
+                          "model the server runs)")
+    if not a.target_modules:
+        raise ConfigError("adapter.target_modules: must name at least one module")
+    if cfg.teacher.backend == "vllm" and not cfg.teacher.vllm.enable_lora:
+        raise ConfigError("teacher.vllm.enable_lora: must be true with adapter.enabled")
+    if cfg.teacher.backend == "vllm" and a.r > cfg.teacher.vllm.max_lora_rank:
+        raise ConfigError(f"adapter.r: must be <= teacher.vllm.max_lora_rank ({cfg.teacher.vllm.max_lora_rank}), got {a.r}")
 
 
 def _set_path(tree: dict[str, Any], dotted: str, value: Any) -> None:

@@ -4,6 +4,9 @@
 ``start_feedback_actor`` turns it into a named Ray actor. The actor is stateful: when Ray restarts it after a
 crash it starts with an empty bank, and the training loop re-seeds it from the last checkpoint through
 ``load_state_dict``.
+
+With the adapter on (``max_pairs`` > 0) the actor also keeps the adapter's training pairs (``pairs.PairLog``):
+the trainer fetches them with ``pairs_since``, and they are checkpointed with the bank.
 """
 
 from __future__ import annotations
@@ -16,9 +19,12 @@ from typing import Any
 
 from llmrl.config import FeedbackConfig
 from llmrl.feedback.bank import PromptBank
-from llmrl.messages import EpisodeSummary, PromptBankSnapshot
+from llmrl.feedback.pairs import PairLog
+from llmrl.messages import EpisodeSummary, PairBatch, PromptBankSnapshot
 
 logger = logging.getLogger(__name__)
+
+PAIRS_KEY = "training_pairs"  # the adapter's pairs inside the checkpointed bank state
 
 def _was_reconstructed() -> bool:
     """True inside a Ray actor that Ray has restarted; False in plain local use."""
@@ -38,9 +44,10 @@ def _was_reconstructed() -> bool:
 class FeedbackService:
     """A ``PromptBank`` plus call counters; every method is cheap and never blocks on anything else."""
 
-    def __init__(self, cfg: FeedbackConfig, task_description: str) -> None:
+    def __init__(self, cfg: FeedbackConfig, task_description: str, max_pairs: int = 0) -> None:
         self.cfg = cfg
         self.bank = PromptBank(cfg, task_description)
+        self.pairs = PairLog(max_pairs, cfg.credit) if max_pairs > 0 else None
         self._record_calls = 0
         self._snapshot_calls = 0
         self._polls = 0
@@ -55,7 +62,16 @@ class FeedbackService:
 
     def record(self, summaries: Sequence[EpisodeSummary]) -> int:
         self._record_calls += 1
-        return self.bank.record(summaries)
+        added = self.bank.record(summaries)  # validates the batch first
+        if self.pairs is not None:
+            self.pairs.record(list(summaries))
+        return added
+
+    def pairs_since(self, cursor: int) -> PairBatch:
+        """Adapter training pairs first seen after ``cursor`` (empty when the adapter is off)."""
+        if self.pairs is None:
+            return PairBatch(pairs=(), cursor=0, episodes=self.bank.episodes, total_pairs=0)
+        return self.pairs.since(cursor)
 
     def snapshot(self) -> PromptBankSnapshot:
         self._snapshot_calls += 1
@@ -95,19 +111,27 @@ class FeedbackService:
         }
         if bank.comprehension is not None:
             out["comprehension"] = bank.comprehension
+        if self.pairs is not None:
+            out["training_pairs"] = float(len(self.pairs))
         return out
 
     def state_dict(self) -> dict[str, Any]:
-        return self.bank.state_dict()
+        d = self.bank.state_dict()
+        if self.pairs is not None:
+            d[PAIRS_KEY] = self.pairs.state_dict()
+        return d
 
     def load_state_dict(self, d: dict[str, Any]) -> int:
-        """Replace the bank with a checkpointed one; returns its version."""
+        """Replace the bank (and the training pairs, when saved) with checkpointed ones; returns its version."""
         self.bank = PromptBank.from_state_dict(self.cfg, d)
+        if self.pairs is not None and PAIRS_KEY in d:
+            self.pairs.load_state_dict(d[PAIRS_KEY])
         self._loads += 1
         return self.bank.version
 
 
-def start_feedback_actor(cfg: FeedbackConfig, task_description: str, namespace: str | None = None) -> Any:
+def start_feedback_actor(cfg: FeedbackConfig, task_description: str, namespace: str | None = None,
+                         max_pairs: int = 0) -> Any:
     """Create the named feedback actor, or get it if it already exists; returns its handle.
 
     num_cpus=0: the actor does little work and a 2-core machine is already saturated by the env runner and
@@ -124,4 +148,4 @@ def start_feedback_actor(cfg: FeedbackConfig, task_description: str, namespace: 
         get_if_exists=True,
         num_cpus=0,
         max_restarts=cfg.max_restarts,
-    ).remote(cfg, task_description)
+    ).remote(cfg, task_description, max_pairs)

@@ -5,6 +5,9 @@
           |        +--------- Advice ------------------+
           |                                            |
           +--EpisodeSummary-->  feedback actor (named) -+
+          |                          |  TrainingPair        ^ polls AdapterVersion (hot-loads the LoRA)
+          |                          v                      |
+          |                     adapter trainer (named, adapter.enabled): LoRA fine-tunes -> <run>/adapters/v<N>
           |
           +--episodes (with teacher_probs)-->  PPO learner (+ lambda * CE distillation)
 
@@ -17,9 +20,10 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from llmrl.config import Config
+from llmrl.config import Config, ConfigError, adapter_base_model
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +38,8 @@ class Graph:
     teachers: list[Any] = field(default_factory=list)
     feedback: Any = None
     task_description: str = ""
+    adapter_trainer: Any = None  # the adapter trainer actor (adapter.enabled), else None
+    run_dir: Path | None = None
 
     def stop(self) -> None:
         import ray
@@ -42,7 +48,7 @@ class Graph:
             self.algo.stop()
         except Exception as exc:  # noqa: BLE001 - shutting down; report and go on
             logger.warning("stopping the algorithm failed: %s", exc)
-        for handle in [*self.teachers, self.feedback]:
+        for handle in [*self.teachers, self.feedback, self.adapter_trainer]:
             if handle is not None:
                 try:
                     ray.kill(handle, no_restart=True)
@@ -81,7 +87,9 @@ def init_ray(cfg: Config) -> bool:
     return True
 
 
-def build_graph(cfg: Config) -> Graph:
+def build_graph(cfg: Config, run_dir: Path | None = None) -> Graph:
+    """Start every actor the config asks for and build the RLlib algorithm. ``run_dir`` is where the run writes
+    (required with adapter.enabled: the adapter versions go there)."""
     import ray
 
     from llmrl.rl.algo import build_ppo_config
@@ -98,17 +106,30 @@ def build_graph(cfg: Config) -> Graph:
     namespace = ray.get_runtime_context().namespace
     description = task_description_for(cfg)
     feedback = None
+    trainer = None
     teachers: list[Any] = []
     if cfg.teacher.backend != "off":
         if cfg.feedback.enabled:
             from llmrl.feedback.actor import start_feedback_actor
 
-            feedback = start_feedback_actor(cfg.feedback, description, namespace=namespace)
+            max_pairs = cfg.adapter.max_pairs if cfg.adapter.enabled else 0
+            feedback = start_feedback_actor(cfg.feedback, description, namespace=namespace, max_pairs=max_pairs)
+        adapter_source = ("", cfg.adapter.poll_s, "")
+        if cfg.adapter.enabled:
+            from llmrl.adapter.trainer import start_adapter_trainer
+
+            if run_dir is None:
+                raise ConfigError("adapter.enabled: needs a run folder for its versions (use llmrl train)")
+            base = adapter_base_model(cfg)
+            trainer = start_adapter_trainer(cfg.adapter, base, str(run_dir), cfg.feedback.actor_name, namespace,
+                                            cfg.teacher.hf.max_prompt_tokens)
+            adapter_source = (cfg.adapter.actor_name, cfg.adapter.poll_s, base)
         from llmrl.teacher.service import start_teacher_service
 
         teachers = start_teacher_service(
-            cfg.teacher, cfg.teacher.seed, cfg.feedback.actor_name if feedback is not None else "", namespace
+            cfg.teacher, cfg.teacher.seed, cfg.feedback.actor_name if feedback is not None else "", namespace,
+            adapter=adapter_source,
         )
     algo = build_ppo_config(cfg, namespace).build_algo()
     return Graph(cfg=cfg, namespace=namespace, algo=algo, teachers=teachers, feedback=feedback,
-                 task_description=description)
+                 task_description=description, adapter_trainer=trainer, run_dir=run_dir)

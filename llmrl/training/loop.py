@@ -42,13 +42,15 @@ class LoopState:
     last_eval: dict[str, Any] = field(default_factory=dict)
     train_episodes: int = 0  # Crafter: training episodes so far ...
     train_achievements: dict[str, float] = field(default_factory=dict)  # ... and in how many each was unlocked
+    adapter_totals: dict[str, float] = field(default_factory=dict)  # counters of adapter trainers Ray restarted
+    adapter_trainer_restarts: int = 0
 
 
 class TeacherMonitor:
     """Sums the counters of every teacher replica across Ray restarts (a restarted replica starts at zero)."""
 
     COUNTERS = ("requests", "llm_calls", "cache_hits", "batches", "batched_prompts", "no_advice", "invalid_outputs",
-                "deduplicated", "latency_s_sum")
+                "deduplicated", "latency_s_sum", "adapter_loads", "adapter_load_failures")
 
     def __init__(self, handles: list[Any], state: LoopState):
         self.handles = handles
@@ -84,6 +86,44 @@ class TeacherMonitor:
 
     def bank_version(self) -> int:
         return max((s.bank_version for s in self._last.values()), default=0)
+
+    def adapter_version(self) -> int:
+        """The oldest adapter version a replica serves (all replicas reach the newest within a poll period)."""
+        return min((s.adapter_version for s in self._last.values()), default=0)
+
+
+class AdapterMonitor:
+    """The adapter trainer's counters for the metrics row, summed across Ray restarts (counted by instance id)."""
+
+    COUNTERS = ("attempts", "accepted", "rejected", "diverged", "out_of_memory", "failed", "no_pairs", "train_s")
+
+    def __init__(self, handle: Any, state: LoopState):
+        self.handle = handle
+        self.state = state
+        self._last: Any = None
+
+    def poll(self) -> dict[str, float]:
+        import ray
+
+        try:
+            stats = ray.get(self.handle.stats.remote(), timeout=10)
+        except Exception:  # noqa: BLE001 - a restarting trainer is reported by its instance id later
+            stats = None
+        last = self._last
+        if stats is not None and last is not None and stats.instance_id != last.instance_id:
+            self.state.adapter_trainer_restarts += 1
+            for k in self.COUNTERS:
+                self.state.adapter_totals[k] = self.state.adapter_totals.get(k, 0.0) + getattr(last, k)
+        if stats is not None:
+            self._last = stats
+        row: dict[str, float] = {"adapter_trainer_restarts": float(self.state.adapter_trainer_restarts)}
+        current = self._last
+        for k in self.COUNTERS:
+            row[f"adapter_{k}"] = self.state.adapter_totals.get(k, 0.0) + (getattr(current, k) if current else 0.0)
+        row["adapter_version"] = float(current.version if current else 0)
+        row["adapter_pairs"] = float(current.pairs if current else 0)
+        row["adapter_heldout_loss"] = current.heldout_loss if current else math.nan
+        return row
 
 
 def make_run_dir(cfg: Config) -> Path:
@@ -207,13 +247,14 @@ def train(cfg: Config, stream: TextIO | None = sys.stdout) -> dict[str, Any]:
     graph = None
     writer = MetricsWriter(run_dir, stream=stream)
     try:
-        graph = build_graph(cfg)
+        graph = build_graph(cfg, run_dir)
         state = LoopState()
         if cfg.run.resume:
             state = load_checkpoint(Path(cfg.run.resume), graph, LoopState)
             if stream is not None:
                 print(f"resumed from {cfg.run.resume} at {state.env_steps} env steps", file=stream, flush=True)
         monitor = TeacherMonitor(graph.teachers, state)
+        adapters = AdapterMonitor(graph.adapter_trainer, state) if graph.adapter_trainer is not None else None
         last_llm_calls = monitor.poll()["llm_calls"] if graph.teachers else 0.0
         last_ckpt = None
         while state.env_steps < cfg.run.max_env_steps:
@@ -237,6 +278,11 @@ def train(cfg: Config, stream: TextIO | None = sys.stdout) -> dict[str, Any]:
             row = metrics_row(result, state, teacher, iter_steps, iter_s, monitor.bank_version())
             if cfg.env.family == "crafter":
                 row.update(crafter_metrics(result, state))
+            if adapters is not None:
+                row.update(adapters.poll())
+                row["teacher_adapter_version"] = monitor.adapter_version()
+                row["teacher_adapter_loads"] = teacher.get("adapter_loads", 0.0)
+                row["teacher_adapter_load_failures"] = teacher.get("adapter_load_failures", 0.0)
             success = row["eval_success"]
             if not math.isnan(success):
                 state.best_eval_success = max(state.best_eval_success, success)
@@ -297,6 +343,13 @@ def build_summary(cfg: Config, state: LoopState, row: dict[str, Any], checkpoint
         "checkpoint": str(checkpoint) if checkpoint else None,
         "run_dir": str(run_dir),
     }
+    if cfg.adapter.enabled:
+        summary["adapter_trainer_restarts"] = state.adapter_trainer_restarts
+        for key in ("adapter_version", "teacher_adapter_version", "adapter_attempts", "adapter_accepted",
+                    "adapter_rejected", "adapter_diverged", "adapter_out_of_memory", "adapter_failed",
+                    "adapter_no_pairs", "adapter_pairs", "teacher_adapter_loads", "teacher_adapter_load_failures"):
+            summary[key] = row.get(key, 0)
+        summary["adapter_heldout_loss"] = finite(row.get("adapter_heldout_loss", math.nan))
     if cfg.env.family == "crafter":
         from llmrl.envs.crafter.score import ACHIEVEMENTS, crafter_score
 

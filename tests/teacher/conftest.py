@@ -1,4 +1,5 @@
-"""Shared fixtures for the teacher tests: a tiny local LM, a prompt bank, mixed MiniGrid/Crafter queries."""
+"""Shared fixtures for the teacher tests: a prompt bank, mixed MiniGrid/Crafter queries (the tiny LM is in
+tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -8,18 +9,6 @@ from llmrl.messages import OptionStat, PromptBankSnapshot, TeacherQuery
 
 MINIGRID_OPTIONS = ("explore", "go to key, pick up key", "go to door, open door")
 CRAFTER_OPTIONS = ("collect wood", "place table", "make wood pickaxe", "eat cow")
-
-
-@pytest.fixture(scope="session")
-def tiny_lm_dir(tmp_path_factory):
-    """A tiny random Llama + word-level tokenizer built once per test session (a few seconds on CPU)."""
-    import torch
-
-    from llmrl.teacher.tiny_lm import build_tiny_lm
-
-    # Two shared cores: more threads only add contention for a model this small.
-    torch.set_num_threads(1)
-    return str(build_tiny_lm(tmp_path_factory.mktemp("tiny_lm"), seed=0))
 
 
 @pytest.fixture
