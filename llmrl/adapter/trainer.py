@@ -9,7 +9,8 @@ A background thread of the actor, every ``adapter.poll_s``:
 3. keeps the result as a new version (``versions.write_version``) only when the held-out loss improved.
 
 The teacher service asks ``latest()`` and hot-loads what it gets. Everything that can go wrong is counted in
-``stats()`` and logged, and leaves the version in service as it was: too few pairs for a held-out split, a
+``stats()`` (kept in ``<run>/adapters/trainer_counters.json``, so they survive restarts) and logged, and leaves
+the version in service as it was: too few pairs for a held-out split, a
 non-finite loss, running out of memory, any other error. It runs in its own process, so a fine-tune never
 blocks an env runner or the learner. When Ray restarts it (``adapter.max_restarts``), the new instance starts
 from the version ``latest.json`` names and fetches the feedback actor's pairs again from the start.
@@ -17,6 +18,7 @@ from the version ``latest.json`` names and fetches the feedback actor's pairs ag
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import threading
@@ -26,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from llmrl.adapter.data import pair_text, split_pairs
-from llmrl.adapter.versions import latest_adapter, write_version
+from llmrl.adapter.versions import ADAPTERS_DIR, latest_adapter, write_json_atomic, write_version
 from llmrl.config import AdapterConfig
 from llmrl.feedback.pairs import PairLog
 from llmrl.messages import AdapterTrainerStats, AdapterVersion, PairBatch, PromptBankSnapshot
@@ -34,6 +36,8 @@ from llmrl.messages import AdapterTrainerStats, AdapterVersion, PairBatch, Promp
 log = logging.getLogger(__name__)
 
 _CALL_TIMEOUT_S = 30.0  # a feedback call slower than this is skipped until the next poll
+COUNTERS_FILE = "trainer_counters.json"  # in <run>/adapters/: the counters survive a restart of the trainer
+_COUNTERS = ("attempts", "accepted", "rejected", "diverged", "out_of_memory", "failed", "no_pairs")
 
 
 class AdapterTrainer:
@@ -61,9 +65,9 @@ class AdapterTrainer:
         self._episodes_at_attempt = 0
         self._latest: AdapterVersion | None = latest_adapter(self.run_dir)
         self.instance_id = uuid.uuid4().hex[:12]
-        self._counts = dict.fromkeys(("attempts", "accepted", "rejected", "diverged", "out_of_memory", "failed",
-                                      "no_pairs"), 0)
+        self._counts = dict.fromkeys(_COUNTERS, 0)
         self._train_s = 0.0
+        self._load_counters()
         self._lock = threading.Lock()  # one fine-tune at a time (the loop and train_now)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -174,6 +178,7 @@ class AdapterTrainer:
             return self._count(kind, " ".join(str(exc).split()) or type(exc).__name__)
         finally:
             self._train_s += time.perf_counter() - t0
+            self._save_counters()
 
     def _fine_tune(self, tuner: Any, train: list, heldout: list) -> str:
         bank: PromptBankSnapshot = self._call("snapshot")
@@ -196,8 +201,22 @@ class AdapterTrainer:
                  version.version, before, after, train_loss, len(train), len(heldout))
         return self._count("accepted")
 
+    def _load_counters(self) -> None:
+        path = self.run_dir / ADAPTERS_DIR / COUNTERS_FILE
+        try:
+            saved = json.loads(path.read_text())
+            self._counts.update({k: int(saved[k]) for k in _COUNTERS if k in saved})
+            self._train_s = float(saved.get("train_s", 0.0))
+        except (OSError, ValueError, TypeError):
+            pass  # a first start (or an unreadable file: the counters restart at zero)
+
+    def _save_counters(self) -> None:
+        (self.run_dir / ADAPTERS_DIR).mkdir(parents=True, exist_ok=True)
+        write_json_atomic(self.run_dir / ADAPTERS_DIR / COUNTERS_FILE, {**self._counts, "train_s": self._train_s})
+
     def _count(self, outcome: str, why: str = "", level: int = logging.WARNING) -> str:
         self._counts[outcome] += 1
+        self._save_counters()
         if why:
             log.log(level, "adapter fine-tune %s: %s; the version in service stays (v%d)", outcome, why,
                     self._latest.version if self._latest else 0)

@@ -10,7 +10,8 @@ Layout of a run folder::
 
 A version folder is written under a temporary name and renamed into place, and the pointer is replaced
 atomically after it, so a reader (the teacher, a checkpoint, a restarted trainer) never sees half an adapter.
-Version folders are never modified or deleted once written. Checkpoints hold a copy of the version in service
+Version folders are never modified or deleted once written (a resume only repairs a damaged one from its
+checkpoint's copy). Checkpoints hold a copy of the version in service
 under ``<checkpoint>/adapter/v<N>/``.
 
 Pure file work plus ``json``/``hashlib``; nothing here imports torch.
@@ -100,7 +101,7 @@ def next_version(run_dir: str | Path) -> int:
     return max(_versions_on_disk(Path(run_dir) / ADAPTERS_DIR), default=0) + 1
 
 
-def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
+def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(json.dumps(data, indent=2))
     os.replace(tmp, path)
@@ -110,7 +111,7 @@ def set_latest(run_dir: str | Path, version: int) -> None:
     """Point the run's ``latest.json`` at ``version`` (which must exist)."""
     adapters = Path(run_dir) / ADAPTERS_DIR
     read_version(adapters / f"v{version}")
-    _write_json_atomic(adapters / POINTER, {"version": version})
+    write_json_atomic(adapters / POINTER, {"version": version})
 
 
 def write_version(run_dir: str | Path, save: Callable[[Path], None], *, base_model: str, base_hash: str,
@@ -127,7 +128,7 @@ def write_version(run_dir: str | Path, save: Callable[[Path], None], *, base_mod
         tmp.mkdir()
         save(tmp)
         version = AdapterVersion(n, str(final.resolve()), base_model, base_hash, heldout_loss, pairs_used, role)
-        _write_json_atomic(tmp / MANIFEST, _to_dict(version))
+        write_json_atomic(tmp / MANIFEST, _to_dict(version))
         os.rename(tmp, final)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -42,8 +42,7 @@ class LoopState:
     last_eval: dict[str, Any] = field(default_factory=dict)
     train_episodes: int = 0  # Crafter: training episodes so far ...
     train_achievements: dict[str, float] = field(default_factory=dict)  # ... and in how many each was unlocked
-    adapter_totals: dict[str, float] = field(default_factory=dict)  # counters of adapter trainers Ray restarted
-    adapter_trainer_restarts: int = 0
+    adapter_trainer_restarts: int = 0  # Ray restarts of the adapter trainer seen (its counters persist by themselves)
 
 
 class TeacherMonitor:
@@ -93,7 +92,8 @@ class TeacherMonitor:
 
 
 class AdapterMonitor:
-    """The adapter trainer's counters for the metrics row, summed across Ray restarts (counted by instance id)."""
+    """The adapter trainer's counters for the metrics row (the trainer keeps them across its restarts) and its
+    restarts, counted by instance id."""
 
     COUNTERS = ("attempts", "accepted", "rejected", "diverged", "out_of_memory", "failed", "no_pairs", "train_s")
 
@@ -112,14 +112,12 @@ class AdapterMonitor:
         last = self._last
         if stats is not None and last is not None and stats.instance_id != last.instance_id:
             self.state.adapter_trainer_restarts += 1
-            for k in self.COUNTERS:
-                self.state.adapter_totals[k] = self.state.adapter_totals.get(k, 0.0) + getattr(last, k)
         if stats is not None:
             self._last = stats
         row: dict[str, float] = {"adapter_trainer_restarts": float(self.state.adapter_trainer_restarts)}
         current = self._last
         for k in self.COUNTERS:
-            row[f"adapter_{k}"] = self.state.adapter_totals.get(k, 0.0) + (getattr(current, k) if current else 0.0)
+            row[f"adapter_{k}"] = float(getattr(current, k)) if current else 0.0
         row["adapter_version"] = float(current.version if current else 0)
         row["adapter_pairs"] = float(current.pairs if current else 0)
         row["adapter_heldout_loss"] = current.heldout_loss if current else math.nan

@@ -40,9 +40,10 @@ def test_a_fine_tune_that_improves_becomes_version_1(tmp_path, tiny_lm_dir):
     assert v1.base_model == tiny_lm_dir and v1.pairs_used == 6 and math.isfinite(v1.heldout_loss)
     stats = trainer.stats()
     assert (stats.attempts, stats.accepted, stats.version, stats.pairs) == (1, 1, 1, 9)
-    # A restarted trainer continues from the version on disk.
+    # A restarted trainer continues from the version on disk, with its counters.
     again = make_trainer(tmp_path, tiny_lm_dir, feedback_with_successes())
     assert again.latest() == v1 and again.stats().version == 1
+    assert (again.stats().attempts, again.stats().accepted) == (1, 1) and again.stats().train_s > 0
 
 
 def test_a_fine_tune_that_does_not_improve_is_rejected(tmp_path, tiny_lm_dir):
