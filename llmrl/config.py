@@ -160,6 +160,11 @@ class FeedbackConfig:
     credit: str = "plan"
     max_tracked_states: int = 5000  # bound on (state, option) statistics kept; least recently seen are dropped
     flush_every: int = 8  # episodes a runner buffers before sending summaries
+    # Text embedding of the comprehension score (Crafter): "bag_of_words" (deterministic, no model),
+    # "sentence_transformers" (AdaRefiner: SBERT all-MiniLM-L6-v2) or "lm_mean_hidden" (a causal LM's mean last
+    # hidden state, e.g. the teacher's), the last two from the local folder comprehension_model.
+    comprehension_embedder: str = "bag_of_words"
+    comprehension_model: str = ""
     max_restarts: int = 10  # Ray restarts of the feedback actor (bounded); the loop re-seeds it from checkpoints
 
 
@@ -275,6 +280,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "teacher.openai.selection": ("sample", "choice"),
     "feedback.credit": ("plan", "episode"),
     "adapter.role": ("teacher",),
+    "feedback.comprehension_embedder": ("bag_of_words", "sentence_transformers", "lm_mean_hidden"),
 }
 _NON_NEGATIVE = {
     "teacher.error_rate", "teacher.max_wait_ms", "teacher.advice_timeout_s", "teacher.retry_after_s", "teacher.bank_refresh_s", "feedback.max_restarts",
@@ -393,6 +399,9 @@ def validate(cfg: Config) -> Config:
         raise ConfigError("teacher.vllm.model: required when teacher.backend=vllm")
     if cfg.teacher.backend == "openai" and not (cfg.teacher.openai.base_url and cfg.teacher.openai.model):
         raise ConfigError("teacher.openai.base_url: base_url and model are required when teacher.backend=openai")
+    if cfg.feedback.comprehension_embedder != "bag_of_words" and not cfg.feedback.comprehension_model:
+        raise ConfigError(f"feedback.comprehension_model: required with feedback.comprehension_embedder="
+                          f"{cfg.feedback.comprehension_embedder} (a local model folder)")
     _validate_adapter(cfg)
     return cfg
 

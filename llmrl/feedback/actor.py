@@ -19,6 +19,7 @@ from typing import Any
 
 from llmrl.config import FeedbackConfig
 from llmrl.feedback.bank import PromptBank
+from llmrl.feedback.embedders import make_embedder
 from llmrl.feedback.pairs import PairLog
 from llmrl.messages import EpisodeSummary, PairBatch, PromptBankSnapshot
 
@@ -46,7 +47,8 @@ class FeedbackService:
 
     def __init__(self, cfg: FeedbackConfig, task_description: str, max_pairs: int = 0) -> None:
         self.cfg = cfg
-        self.bank = PromptBank(cfg, task_description)
+        self._embed = make_embedder(cfg)  # None = the default bag of words; a bad one fails here, in one line
+        self.bank = PromptBank(cfg, task_description, self._embed)
         self.pairs = PairLog(max_pairs, cfg.credit) if max_pairs > 0 else None
         self._record_calls = 0
         self._snapshot_calls = 0
@@ -123,7 +125,7 @@ class FeedbackService:
 
     def load_state_dict(self, d: dict[str, Any]) -> int:
         """Replace the bank (and the training pairs, when saved) with checkpointed ones; returns its version."""
-        self.bank = PromptBank.from_state_dict(self.cfg, d)
+        self.bank = PromptBank.from_state_dict(self.cfg, d, self._embed)
         if self.pairs is not None and PAIRS_KEY in d:
             self.pairs.load_state_dict(d[PAIRS_KEY])
         self._loads += 1
