@@ -189,6 +189,10 @@ class AdapterConfig:
     min_new_pairs: int = 16  # ... or as soon as this many new distinct (prompt, plan) pairs came in
     max_pairs: int = 2000  # distinct pairs kept (feedback actor and trainer); least recently seen dropped first
     heldout_frac: float = 0.2  # share of pairs (by a hash of the pair) kept out of training to judge a fine-tune
+    # A new held-out split for every fine-tune, so that over time every pair is trained on (SimpleDoorKey has only
+    # 6 distinct states: a fixed split would never teach the adapter 2 of them). The held-out pairs of one
+    # fine-tune are then unseen by it, not by the versions before it. false: one fixed split, strictly unseen.
+    rotate_heldout: bool = True
     poll_s: float = 5.0  # trainer: how often it fetches new pairs; teacher: how often it asks for a new version
     torch_threads: int = 1  # torch threads of the trainer process (a small box is shared with env runners)
     device: str = "cpu"  # where the trainer fine-tunes: "cpu" or "cuda[:i]" (with num_gpus > 0)

@@ -161,7 +161,9 @@ class AdapterTrainer:
     def _attempt(self) -> str:
         self._new_since_attempt = 0
         self._episodes_at_attempt = self._episodes
-        train, heldout = split_pairs(self._pairs.pairs(), self.cfg.heldout_frac)
+        # The salt counts fine-tunes kept so far: a rejected attempt is retried on the same split.
+        salt = str(self._counts["accepted"]) if self.cfg.rotate_heldout else ""
+        train, heldout = split_pairs(self._pairs.pairs(), self.cfg.heldout_frac, salt)
         if not train or not heldout:
             return self._count("no_pairs", f"{len(self._pairs)} distinct pairs: too few for a held-out split")
         tuner = self._ensure_tuner()

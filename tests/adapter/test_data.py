@@ -34,3 +34,11 @@ def test_pair_text_is_the_teachers_prompt_and_scored_continuation():
     prompt, continuation = pair_text(p, bank)
     assert prompt == build_prompt(p.query, bank)
     assert continuation == " go to key, pick up key\n"
+
+
+def test_another_salt_is_another_split_of_the_same_pairs():
+    pairs = [pair(f"state {i}", OPTIONS[i % 3]) for i in range(12)]
+    splits = [split_pairs(pairs, 0.25, salt=str(k)) for k in range(6)]
+    assert all(len(h) == 3 for _, h in splits)
+    held_once = {p.key() for _, h in splits for p in h}
+    assert len(held_once) > 3  # rotating the salt holds out different pairs, so each gets trained on in turn
