@@ -427,7 +427,8 @@ def _validate_adapter(cfg: Config) -> None:
         raise ConfigError(f"adapter.enabled: needs an LM teacher (teacher.backend hf, vllm or openai), "
                           f"got teacher.backend={cfg.teacher.backend}")
     if not cfg.feedback.enabled:
-        raise ConfigError("adapter.enabled: needs feedback.enabled=true (its training pairs come from the feedback actor)")
+        raise ConfigError("adapter.enabled: needs feedback.enabled=true (its training pairs come from the feedback "
+                          "actor)")
     if not adapter_base_model(cfg):
         raise ConfigError("adapter.base_model: required with teacher.backend=openai (the local folder of the "
                           "model the server runs)")
@@ -436,7 +437,8 @@ def _validate_adapter(cfg: Config) -> None:
     if cfg.teacher.backend == "vllm" and not cfg.teacher.vllm.enable_lora:
         raise ConfigError("teacher.vllm.enable_lora: must be true with adapter.enabled")
     if cfg.teacher.backend == "vllm" and a.r > cfg.teacher.vllm.max_lora_rank:
-        raise ConfigError(f"adapter.r: must be <= teacher.vllm.max_lora_rank ({cfg.teacher.vllm.max_lora_rank}), got {a.r}")
+        raise ConfigError(f"adapter.r: must be <= teacher.vllm.max_lora_rank ({cfg.teacher.vllm.max_lora_rank}), "
+                          f"got {a.r}")
 
 
 def _set_path(tree: dict[str, Any], dotted: str, value: Any) -> None:

@@ -72,7 +72,10 @@ class LoraFineTuner:
         from peft import set_peft_model_state_dict
         from safetensors.torch import load_file
 
-        state = self._initial if version_dir is None else load_file(str(Path(version_dir) / "adapter_model.safetensors"))
+        if version_dir is None:
+            state = self._initial
+        else:
+            state = load_file(str(Path(version_dir) / "adapter_model.safetensors"))
         set_peft_model_state_dict(self.model, {k: v.to(self._device) for k, v in state.items()})
 
     def save(self, folder: Path) -> None:

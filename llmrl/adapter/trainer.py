@@ -176,7 +176,8 @@ class AdapterTrainer:
         except Exception as exc:  # noqa: BLE001 - any failure keeps the version in service
             from llmrl.adapter.finetune import DivergedError, is_out_of_memory
 
-            kind = "diverged" if isinstance(exc, DivergedError) else "out_of_memory" if is_out_of_memory(exc) else "failed"
+            kind = ("diverged" if isinstance(exc, DivergedError)
+                    else "out_of_memory" if is_out_of_memory(exc) else "failed")
             return self._count(kind, " ".join(str(exc).split()) or type(exc).__name__)
         finally:
             self._train_s += time.perf_counter() - t0

@@ -1,9 +1,9 @@
 """The teacher service: one long-lived async actor that every env runner calls.
 
 It owns a backend (scripted planner, transformers LM, vLLM engine or an OpenAI-compatible server), a bounded
-cache keyed by (backend, prompt-bank version, adapter version, prompt), a micro-batcher that groups concurrent requests and
-removes duplicates, and the latest prompt bank, which it polls from the feedback actor. The RL->LLM direction
-(reweighting options by the student's measured success) is applied here, after the cache, so it can be
+cache keyed by (backend, prompt-bank version, adapter version, prompt), a micro-batcher that groups concurrent
+requests and removes duplicates, and the latest prompt bank, which it polls from the feedback actor. The RL->LLM
+direction (reweighting options by the student's measured success) is applied here, after the cache, so it can be
 switched on and off without touching any backend. With the online adapter on, it also polls the adapter
 trainer and hot-loads each new LoRA version (``adapter_slot.AdapterSlot``).
 
