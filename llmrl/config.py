@@ -306,7 +306,8 @@ _POSITIVE = {
     "run.checkpoint_every", "adapter.r", "adapter.alpha", "adapter.lr", "adapter.epochs", "adapter.batch_size",
     "adapter.train_every_episodes", "adapter.min_new_pairs", "adapter.max_pairs", "adapter.torch_threads",
 }
-_UNIT_INTERVAL = {"adapter.heldout_frac", "adapter.dropout", "teacher.error_rate", "run.success_threshold", "teacher.vllm.gpu_memory_utilization", "ppo.gamma",
+_UNIT_INTERVAL = {"adapter.heldout_frac", "adapter.dropout",
+                  "teacher.error_rate", "run.success_threshold", "teacher.vllm.gpu_memory_utilization", "ppo.gamma",
                   "ppo.gae_lambda"}
 
 

@@ -2,9 +2,10 @@
 
 The held-out split is by a hash of each pair (and a salt), so for one salt a pair stays on the same side while
 the set grows and across restarts; the ``ceil(heldout_frac * n)`` pairs with the smallest hashes are held out,
-so any set of two or more pairs has both sides. The text of a pair is exactly what the teacher scores: ``prompting.build_prompt`` of its
-query with the current prompt bank, and the option's continuation from ``plan_choice.candidate_continuations``
-(``" <plan>\\n"``), so a fine-tune raises the very log-likelihood the ``hf`` score mode reads.
+so any set of two or more pairs has both sides. The text of a pair is exactly what the teacher scores:
+``prompting.build_prompt`` of its query with the current prompt bank, and the option's continuation from
+``plan_choice.candidate_continuations`` (``" <plan>\\n"``), so a fine-tune raises the very log-likelihood the
+``hf`` score mode reads.
 """
 
 from __future__ import annotations
