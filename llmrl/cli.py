@@ -6,7 +6,8 @@
                                                evaluate the teacher acting alone through its skills (a
                                                checkpoint: with that run's prompt bank)
     llmrl bench NAME [args ...]                benchmarks: overhead, sample-efficiency, teacher, teacher-quality,
-                                               scaling, crafter, throughput
+                                               scaling, crafter, throughput,
+                                               faults, teacher-learns
     llmrl make-tiny-lm DIR                     build a tiny local causal LM (for the hf backend without downloads)
     llmrl models list                          the models known by a short name, and which are cached where
     llmrl models fetch NAME                    download and convert one of them into the cache; prints its folder
@@ -35,6 +36,7 @@ BENCHMARKS = {
     "crafter": "llmrl.bench.crafter",
     "throughput": "llmrl.bench.throughput",
     "faults": "llmrl.bench.faults",
+    "teacher-learns": "llmrl.bench.teacher_learns",
 }
 
 

@@ -7,6 +7,7 @@ names the offending key; the CLI prints it on one line and exits with code 2.
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 import types
 import typing
@@ -209,6 +210,11 @@ class FeedbackConfig:
     credit: str = "plan"
     max_tracked_states: int = 5000  # bound on (state, option) statistics kept; least recently seen are dropped
     flush_every: int = 8  # episodes a runner buffers before sending summaries
+    # Text embedding of the comprehension score (Crafter): "bag_of_words" (deterministic, no model),
+    # "sentence_transformers" (AdaRefiner: SBERT all-MiniLM-L6-v2) or "lm_mean_hidden" (a causal LM's mean last
+    # hidden state, e.g. the teacher's), the last two from the local folder comprehension_model.
+    comprehension_embedder: str = "bag_of_words"
+    comprehension_model: str = ""
     max_restarts: int = 10  # Ray restarts of the feedback actor (bounded); each is counted (feedback_restarts)
     # Keep the bank in the run folder's feedback/ (a snapshot plus an append-only log of the summaries since), so a
     # feedback actor that Ray restarts after a crash recovers it instead of starting empty. On a cluster the run
@@ -216,6 +222,41 @@ class FeedbackConfig:
     persist: bool = True
     flush_s: float = 1.0  # seconds between journal writes: a crash loses at most this much feedback (0 = every batch)
     compact_every: int = 2000  # summaries logged before the log is folded into a new snapshot (bounds both files)
+
+
+@dataclass
+class AdapterConfig:
+    """RLAdapter / AdaRefiner: a LoRA adapter on the teacher LM, fine-tuned online on what the student succeeded
+    with (``llmrl.adapter``). Training runs in its own Ray actor, never on the env runners or the learner."""
+
+    enabled: bool = False  # fine-tune and hot-load a LoRA adapter on the teacher LM (teacher.backend hf|vllm|openai)
+    role: str = "teacher"  # "teacher": the LoRA goes on the teacher LM itself (its successes teach it)
+    # Local model folder (or hub name) the adapter is trained on; "" = teacher.hf.model / teacher.vllm.model.
+    # Required for teacher.backend=openai: the folder of the model the server runs.
+    base_model: str = ""
+    r: int = 64  # LoRA rank (AdaRefiner: 64)
+    alpha: float = 16.0  # LoRA alpha (AdaRefiner: 16)
+    dropout: float = 0.05  # LoRA dropout
+    lr: float = 2e-4  # AdamW learning rate (AdaRefiner: 2e-4)
+    epochs: int = 1  # passes over the training pairs per fine-tune (AdaRefiner: 1)
+    batch_size: int = 8  # pairs per optimizer step
+    target_modules: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj")  # Llama attention projections
+    train_every_episodes: int = 100  # fine-tune after this many new episodes ...
+    min_new_pairs: int = 16  # ... or as soon as this many new distinct (prompt, plan) pairs came in
+    max_pairs: int = 2000  # distinct pairs kept (feedback actor and trainer); least recently seen dropped first
+    heldout_frac: float = 0.2  # share of pairs (by a hash of the pair) kept out of training to judge a fine-tune
+    # A new held-out split for every fine-tune, so that over time every pair is trained on (SimpleDoorKey has only
+    # 6 distinct states: a fixed split would never teach the adapter 2 of them). The held-out pairs of one
+    # fine-tune are then unseen by it, not by the versions before it. false: one fixed split, strictly unseen.
+    rotate_heldout: bool = True
+    poll_s: float = 5.0  # trainer: how often it fetches new pairs; teacher: how often it asks for a new version
+    torch_threads: int = 1  # torch threads of the trainer process (a small box is shared with env runners)
+    device: str = "cpu"  # where the trainer fine-tunes: "cpu" or "cuda[:i]" (with num_gpus > 0)
+    num_cpus: float = 0.0  # CPUs reserved for the trainer actor (0: schedulable on a saturated 2-core box)
+    num_gpus: float = 0.0  # GPUs reserved for it (a cluster: 1)
+    max_restarts: int = 3  # Ray restarts of a dead trainer (bounded); it resumes from the latest version on disk
+    actor_name: str = "llmrl_adapter"  # named Ray actor
+    seed: int = 0  # LoRA initialisation and batch order
 
 
 @dataclass
@@ -286,6 +327,7 @@ class Config:
     teacher: TeacherConfig = field(default_factory=TeacherConfig)
     distill: DistillConfig = field(default_factory=DistillConfig)
     feedback: FeedbackConfig = field(default_factory=FeedbackConfig)
+    adapter: AdapterConfig = field(default_factory=AdapterConfig)
     ppo: PPOConfig = field(default_factory=PPOConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     resources: ResourcesConfig = field(default_factory=ResourcesConfig)
@@ -306,6 +348,8 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "teacher.openai.selection": ("sample", "choice"),
     "feedback.credit": ("plan", "episode"),
     "teacher.replay.fallback": ("none", "scripted", "hf", "vllm", "openai"),
+    "adapter.role": ("teacher",),
+    "feedback.comprehension_embedder": ("bag_of_words", "sentence_transformers", "lm_mean_hidden"),
 }
 _NON_NEGATIVE = {
     "teacher.error_rate", "teacher.max_wait_ms", "teacher.advice_timeout_s", "teacher.retry_after_s", "teacher.bank_refresh_s", "feedback.max_restarts",
@@ -316,6 +360,8 @@ _NON_NEGATIVE = {
     "resources.num_gpus", "resources.num_learners", "resources.learner_torch_threads", "resources.num_gpus_per_learner", "ppo.entropy_coeff",
     "teacher.openai.max_retries", "teacher.openai.backoff_s", "run.seed", "teacher.seed",
     "teacher.log_hash_weights_max_mb",
+    "adapter.dropout", "adapter.poll_s", "adapter.num_cpus", "adapter.num_gpus", "adapter.max_restarts",
+    "adapter.seed",
 }
 _POSITIVE = {
     "env.max_steps", "env.room_min", "env.room_max", "env.agent_view_size", "env.ask_every_k",
@@ -328,10 +374,11 @@ _POSITIVE = {
     "ppo.lr", "ppo.num_epochs", "ppo.minibatch_size", "ppo.train_batch_size", "resources.num_cpus",
     "resources.num_envs_per_env_runner", "run.max_env_steps", "run.eval_every", "run.eval_episodes",
     "run.checkpoint_every", "teacher.log_flush_s", "teacher.log_max_mb", "teacher.log_queue_size",
-    "model.grid_first_stride",
+    "model.grid_first_stride", "adapter.r", "adapter.alpha", "adapter.lr", "adapter.epochs", "adapter.batch_size",
+    "adapter.train_every_episodes", "adapter.min_new_pairs", "adapter.max_pairs", "adapter.torch_threads",
 }
-_UNIT_INTERVAL = {"teacher.error_rate", "teacher.rescore_max_busy", "run.success_threshold",
-                  "teacher.vllm.gpu_memory_utilization", "ppo.gamma", "ppo.gae_lambda"}
+_UNIT_INTERVAL = {"teacher.error_rate", "teacher.rescore_max_busy", "run.success_threshold", "adapter.heldout_frac",
+                  "adapter.dropout", "teacher.vllm.gpu_memory_utilization", "ppo.gamma", "ppo.gae_lambda"}
 
 
 def _coerce(value: Any, tp: Any, key: str) -> Any:
@@ -357,6 +404,14 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
             raise ConfigError(f"{key}: expected an integer, got {value!r}")
         return int(value)
     if tp is float:
+        if isinstance(value, str):
+            # YAML 1.1 reads "2e-4" (no dot in the mantissa) as a string; it is a number.
+            try:
+                value = float(value)
+            except ValueError:
+                raise ConfigError(f"{key}: expected a number, got {value!r}") from None
+            if not math.isfinite(value):
+                raise ConfigError(f"{key}: expected a finite number, got {value!r}")
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ConfigError(f"{key}: expected a number, got {value!r}")
         return float(value)
@@ -437,7 +492,42 @@ def validate(cfg: Config) -> Config:
         raise ConfigError("teacher.vllm.model: required when teacher.backend=vllm")
     if "openai" in backends and not (cfg.teacher.openai.base_url and cfg.teacher.openai.model):
         raise ConfigError("teacher.openai.base_url: base_url and model are required when teacher.backend=openai")
+    if cfg.feedback.comprehension_embedder != "bag_of_words" and not cfg.feedback.comprehension_model:
+        raise ConfigError(f"feedback.comprehension_model: required with feedback.comprehension_embedder="
+                          f"{cfg.feedback.comprehension_embedder} (a local model folder)")
+    _validate_adapter(cfg)
     return cfg
+
+
+def adapter_base_model(cfg: Config) -> str:
+    """The model the adapter is trained on and loaded onto: adapter.base_model, else the teacher LM's model."""
+    if cfg.adapter.base_model:
+        return cfg.adapter.base_model
+    return {"hf": cfg.teacher.hf.model, "vllm": cfg.teacher.vllm.model}.get(cfg.teacher.backend, "")
+
+
+def _validate_adapter(cfg: Config) -> None:
+    a = cfg.adapter
+    if not 0.0 < a.heldout_frac < 1.0:
+        raise ConfigError(f"adapter.heldout_frac: must be within (0, 1), got {a.heldout_frac!r}")
+    if not a.enabled:
+        return
+    if cfg.teacher.backend not in ("hf", "vllm", "openai"):
+        raise ConfigError(f"adapter.enabled: needs an LM teacher (teacher.backend hf, vllm or openai), "
+                          f"got teacher.backend={cfg.teacher.backend}")
+    if not cfg.feedback.enabled:
+        raise ConfigError("adapter.enabled: needs feedback.enabled=true (its training pairs come from the feedback "
+                          "actor)")
+    if not adapter_base_model(cfg):
+        raise ConfigError("adapter.base_model: required with teacher.backend=openai (the local folder of the "
+                          "model the server runs)")
+    if not a.target_modules:
+        raise ConfigError("adapter.target_modules: must name at least one module")
+    if cfg.teacher.backend == "vllm" and not cfg.teacher.vllm.enable_lora:
+        raise ConfigError("teacher.vllm.enable_lora: must be true with adapter.enabled")
+    if cfg.teacher.backend == "vllm" and a.r > cfg.teacher.vllm.max_lora_rank:
+        raise ConfigError(f"adapter.r: must be <= teacher.vllm.max_lora_rank ({cfg.teacher.vllm.max_lora_rank}), "
+                          f"got {a.r}")
 
 
 def _set_path(tree: dict[str, Any], dotted: str, value: Any) -> None:

@@ -104,6 +104,9 @@ class FamilySpec:
     # ``seed -> endless iterator of (state text, admissible options)``: realistic teacher queries without an env,
     # for benchmarks of the teacher service.
     sample_states: Callable[[int], Any] | None = None
+    # ``(EnvConfig, seed) -> (reset(), step(action) -> episode over, number of actions)`` over the family's bare
+    # environment, without llmrl's adapter: the ceiling rung of ``llmrl bench throughput``. None: not measured.
+    raw_stepper: Callable[[Any, int], tuple[Callable[[], Any], Callable[[int], bool], int]] | None = None
 
     def __post_init__(self) -> None:
         if self.ask not in ASK_MODES:

@@ -69,6 +69,10 @@ class AdviceOutcome:
     steps_completed: int  # plan steps / sub-goal the student completed while the advice held
     steps_total: int
     followed_frac: float = 0.0  # fraction of advised steps on which the student took the teacher's action
+    # The query the advice answered (with ``state_text``), so the teacher's prompt for it can be rebuilt when
+    # the outcome becomes an adapter training pair (llmrl.feedback.pairs).
+    options: tuple[str, ...] = ()
+    context: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +140,9 @@ class TeacherStats:
     backend: str = ""
     instance_id: str = ""  # changes when Ray restarts the replica, so the driver can count restarts
     latency_s_sum: float = 0.0  # summed backend time of all batches
+    adapter_version: int = 0  # LoRA adapter version advice is produced with now (0 = base model)
+    adapter_loads: int = 0  # adapter versions hot-loaded
+    adapter_load_failures: int = 0  # versions refused or failed to load (the previous one stayed in service)
     extra: tuple[tuple[str, float], ...] = field(default_factory=tuple)
 
     @property
@@ -145,3 +152,66 @@ class TeacherStats:
     @property
     def cache_hit_rate(self) -> float:
         return self.cache_hits / self.requests if self.requests else 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class TrainingPair:
+    """One supervised example for the teacher's LoRA adapter: the teacher's query and the plan that worked.
+
+    The prompt is not stored: it is rebuilt with ``llmrl.teacher.prompting`` from ``query`` and the prompt bank
+    when the adapter trains, so it is exactly what the teacher reads at that time.
+    """
+
+    query: TeacherQuery
+    plan: str  # the option the student completed in an episode that earned credit (feedback.credit)
+
+    def key(self) -> tuple[str, ...]:
+        """Identity for de-duplication and the held-out split (the adapter name does not change the pair)."""
+        q = self.query
+        return (q.family, q.task, q.state_text, q.context, *q.options, "->", self.plan)
+
+
+@dataclass(frozen=True, slots=True)
+class PairBatch:
+    """The feedback actor's answer to ``pairs_since(cursor)``: pairs first seen after ``cursor``."""
+
+    pairs: tuple[TrainingPair, ...]
+    cursor: int  # pass this back next time; it only grows within one feedback-actor lifetime
+    episodes: int  # episodes recorded so far (the trainer's "every N episodes" clock)
+    total_pairs: int  # distinct pairs the actor holds (bounded by adapter.max_pairs)
+
+
+@dataclass(frozen=True, slots=True)
+class AdapterVersion:
+    """One saved LoRA adapter version: ``<run>/adapters/v<version>/`` (peft files + ``llmrl_adapter.json``)."""
+
+    version: int
+    path: str  # the version's folder (peft ``save_pretrained`` output)
+    base_model: str  # the base model as configured (teacher.hf.model, ...)
+    base_hash: str  # hash of the base model's config: an adapter only loads on the base it was trained on
+    heldout_loss: float  # mean per-token NLL of the held-out plans with this adapter
+    pairs_used: int  # training pairs of the fine-tune that produced it
+    role: str = "teacher"
+
+    @property
+    def name(self) -> str:
+        """Adapter name in peft / vLLM / an OpenAI-compatible server."""
+        return f"llmrl-v{self.version}"
+
+
+@dataclass(frozen=True, slots=True)
+class AdapterTrainerStats:
+    """Counters of the adapter trainer (cumulative since this instance started)."""
+
+    instance_id: str  # changes when Ray restarts the trainer, so the driver can count restarts
+    version: int = 0  # latest accepted adapter version (0 = none yet)
+    attempts: int = 0  # fine-tunes started
+    accepted: int = 0  # ... that improved the held-out loss and became a version
+    rejected: int = 0  # ... that did not improve it (previous version stays)
+    diverged: int = 0  # ... stopped by a non-finite loss
+    out_of_memory: int = 0
+    failed: int = 0  # ... that raised anything else
+    no_pairs: int = 0  # triggers skipped because there were too few pairs for a held-out split
+    pairs: int = 0  # distinct pairs held
+    heldout_loss: float = float("nan")  # of the latest accepted version
+    train_s: float = 0.0  # seconds spent fine-tuning

@@ -28,6 +28,18 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip_gpu)
 
 
+@pytest.fixture(scope="session")
+def tiny_lm_dir(tmp_path_factory):
+    """A tiny random Llama + word-level tokenizer built once per test session (a few seconds on CPU)."""
+    import torch
+
+    from llmrl.teacher.tiny_lm import build_tiny_lm
+
+    # Two shared cores: more threads only add contention for a model this small.
+    torch.set_num_threads(1)
+    return str(build_tiny_lm(tmp_path_factory.mktemp("tiny_lm"), seed=0))
+
+
 @pytest.fixture
 def ray_local():
     """A fresh local Ray for one test; shut down even when the test fails."""
@@ -41,15 +53,3 @@ def ray_local():
         yield ray
     finally:
         ray.shutdown()
-
-
-@pytest.fixture(scope="session")
-def tiny_lm_dir(tmp_path_factory):
-    """A tiny random Llama + word-level tokenizer built once per test session (a few seconds on CPU)."""
-    import torch
-
-    from llmrl.teacher.tiny_lm import build_tiny_lm
-
-    # Two shared cores: more threads only add contention for a model this small.
-    torch.set_num_threads(1)
-    return str(build_tiny_lm(tmp_path_factory.mktemp("tiny_lm"), seed=0))

@@ -95,3 +95,20 @@ def test_llm4teach_prompt_style_is_minigrid_only():
     assert task_description_for(cfg) == task_description("SimpleDoorKey", "llm4teach")  # what the bank starts with
     with pytest.raises(ConfigError, match="teacher.prompt_style: Crafter has no .llm4teach. task prompt"):
         load_config(CONFIGS / "crafter" / "default.yaml", ["teacher.prompt_style=llm4teach"])
+
+
+def test_exponent_floats_are_numbers_and_the_adapter_section_is_validated():
+    # YAML 1.1 reads "2e-4" as a string; an override of a learning rate must still work.
+    assert load_config(None, ["adapter.lr=2e-4", "ppo.lr=5e-4"]).adapter.lr == pytest.approx(2e-4)
+    for bad, key in (["adapter.lr=nan"], "adapter.lr"), (["adapter.lr=fast"], "adapter.lr"), \
+            (["adapter.heldout_frac=0"], "adapter.heldout_frac"), (["adapter.r=0"], "adapter.r"), \
+            (["adapter.role=critic"], "adapter.role"), (["adapter.enabled=true"], "adapter.enabled"):
+        with pytest.raises(ConfigError, match=key):
+            load_config(None, bad)
+    with pytest.raises(ConfigError, match="adapter.base_model"):
+        load_config(None, ["adapter.enabled=true", "teacher.backend=openai", "teacher.openai.base_url=http://h/v1",
+                           "teacher.openai.model=m"])
+    with pytest.raises(ConfigError, match="teacher.vllm.enable_lora"):
+        load_config(None, ["adapter.enabled=true", "teacher.backend=vllm", "teacher.vllm.model=m"])
+    cfg = load_config(None, ["adapter.enabled=true", "teacher.backend=hf", "teacher.hf.model=/m"])
+    assert cfg.adapter.enabled and (cfg.adapter.r, cfg.adapter.alpha, cfg.adapter.epochs) == (64, 16.0, 1)

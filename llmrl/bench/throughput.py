@@ -36,7 +36,8 @@ from typing import Any
 import numpy as np
 
 from llmrl.bench.runs import load_average, machine, markdown_table, today
-from llmrl.config import Config, load_config
+from llmrl.config import Config, ConfigError, load_config
+from llmrl.envs.registry import family_spec
 
 RUNGS = ("raw_env", "task_adapter", "guided_wrapper", "rllib_sampling", "learner", "evaluation", "end_to_end")
 OFF = "teacher.backend=off"
@@ -100,34 +101,6 @@ def _step_for(reset: Callable[[], Any], step: Callable[[int], bool], num_actions
             return steps, elapsed
 
 
-def _raw_minigrid(cfg: Config) -> tuple[Callable, Callable, int]:
-    from llmrl.envs.minigrid.tasks import build_env
-
-    env, _ = build_env(cfg.env)
-
-    def step(a: int) -> bool:
-        _, _, terminated, truncated, _ = env.step(a)
-        return terminated or truncated
-
-    return (lambda: env.reset(seed=cfg.run.seed)), step, int(env.action_space.n)
-
-
-def _raw_crafter(cfg: Config) -> tuple[Callable, Callable, int]:
-    import crafter
-
-    from llmrl.envs.crafter.adapter import VIEW, WORLD_AREA
-
-    size = int(cfg.env.crafter_size)
-    env = crafter.Env(area=WORLD_AREA, view=VIEW, size=(size, size), length=cfg.env.max_steps, seed=cfg.run.seed)
-    return env.reset, (lambda a: bool(env.step(a)[2])), int(env.action_space.n)
-
-
-RAW_ENVS: dict[str, Callable[[Config], tuple[Callable, Callable, int]]] = {
-    "minigrid": _raw_minigrid,
-    "crafter": _raw_crafter,
-}
-
-
 def time_gym_env(env: Any, seconds: float, seed: int) -> tuple[int, float]:
     def step(a: int) -> bool:
         _, _, terminated, truncated, _ = env.step(a)
@@ -141,7 +114,10 @@ def env_rungs(cfg: Config, seconds: float, namespace: str | None) -> dict[str, t
     from llmrl.envs.registry import make_task
     from llmrl.rl.env import build_guided_env
 
-    out = {"raw_env": _step_for(*RAW_ENVS[cfg.env.family](cfg), seconds, cfg.run.seed)}
+    raw = family_spec(cfg.env.name).raw_stepper
+    if raw is None:
+        raise ConfigError(f"env.name: {cfg.env.name}'s family has no raw_stepper (FamilySpec): no ceiling to measure")
+    out = {"raw_env": _step_for(*raw(cfg.env, cfg.run.seed), seconds, cfg.run.seed)}
     task = make_task(cfg.env, cfg.run.seed)
     out["task_adapter"] = time_gym_env(task, seconds, cfg.run.seed)
     guided = build_guided_env({"llmrl": cfg.to_dict(), "namespace": namespace, "evaluation": False})

@@ -148,6 +148,7 @@ class TeacherGuidedEnv(gym.Wrapper):
 
     def _reset_episode_state(self) -> None:
         self._text: str | None = None
+        self._query: TeacherQuery | None = None  # the query the current advice answered
         self._advice: Advice | None = None
         self._current: str | None = None  # option being followed (best-rated)
         self._last_probs: np.ndarray | None = None
@@ -185,6 +186,7 @@ class TeacherGuidedEnv(gym.Wrapper):
                 options=tuple(self.task.options()),
                 context=self._context(),
             )
+            self._query = query
             self._advice = self.advice_source.request(query) if query.options else None
             self._since_ask = 0
             self._bonus_paid = False
@@ -213,7 +215,9 @@ class TeacherGuidedEnv(gym.Wrapper):
         if total > 0 and done >= total:
             self._completed.append(self._current)
         followed = (self._followed - self._followed_at_period_start) / max(self._period_steps, 1)
-        self._outcomes.append(AdviceOutcome(self._text, self._current, int(done), int(total), followed))
+        options, context = (self._query.options, self._query.context) if self._query is not None else ((), "")
+        self._outcomes.append(AdviceOutcome(self._text, self._current, int(done), int(total), followed,
+                                            options, context))
         self._period_steps = 0
         self._followed_at_period_start = self._followed
         self._current = None

@@ -7,6 +7,9 @@ when Ray restarts it after a crash it rebuilds the bank from there, losing at mo
 ``feedback.flush_s`` seconds of summaries; without one a restarted actor starts empty. A resumed run re-seeds
 the bank from its checkpoint through ``load_state_dict``. ``instance_id`` changes with every restart, which is
 how the training loop counts them.
+
+With the adapter on (``max_pairs`` > 0) the actor also keeps the adapter's training pairs (``pairs.PairLog``):
+the trainer fetches them with ``pairs_since``, and they are checkpointed with the bank.
 """
 
 from __future__ import annotations
@@ -22,9 +25,13 @@ from typing import Any
 from llmrl.config import FeedbackConfig
 from llmrl.feedback.bank import PromptBank
 from llmrl.feedback.journal import BankJournal
-from llmrl.messages import EpisodeSummary, PromptBankSnapshot
+from llmrl.feedback.embedders import make_embedder
+from llmrl.feedback.pairs import PairLog
+from llmrl.messages import EpisodeSummary, PairBatch, PromptBankSnapshot
 
 logger = logging.getLogger(__name__)
+
+PAIRS_KEY = "training_pairs"  # the adapter's pairs inside the checkpointed bank state
 
 def _was_reconstructed() -> bool:
     """True inside a Ray actor that Ray has restarted; False in plain local use."""
@@ -45,11 +52,14 @@ class FeedbackService:
     """A ``PromptBank`` plus call counters; every method is cheap and never blocks on anything else."""
 
     def __init__(self, cfg: FeedbackConfig, task_description: str, persist_dir: str = "",
-                 recover: bool | None = None) -> None:
+                 recover: bool | None = None, max_pairs: int = 0) -> None:
         """``recover``: rebuild the bank from ``persist_dir``; None (the default) = when Ray restarted this actor
-        (a fresh run or a resume starts its journal over: a resume re-seeds the bank from its checkpoint)."""
+        (a fresh run or a resume starts its journal over: a resume re-seeds the bank from its checkpoint).
+        ``max_pairs`` > 0 keeps the adapter's training pairs (the adapter is on)."""
         self.cfg = cfg
-        self.bank = PromptBank(cfg, task_description)
+        self._embed = make_embedder(cfg)  # None = the default bag of words; a bad one fails here, in one line
+        self.bank = PromptBank(cfg, task_description, self._embed)
+        self.pairs = PairLog(max_pairs, cfg.credit) if max_pairs > 0 else None
         self._record_calls = 0
         self._snapshot_calls = 0
         self._polls = 0
@@ -119,7 +129,9 @@ class FeedbackService:
         with self._lock:
             self._record_calls += 1
             version = self.bank.version
-            added = self.bank.record(summaries)
+            added = self.bank.record(summaries)  # validates the batch first
+            if self.pairs is not None:
+                self.pairs.record(list(summaries))
             if self._journal is not None:
                 self._journal.append(summaries)
                 # A new version is on disk before anyone can be served it, so a recovered bank never reuses a
@@ -127,6 +139,12 @@ class FeedbackService:
                 if self.bank.version != version or self.cfg.flush_s == 0 or self._journal.needs_compaction():
                     self._flush()
             return added
+
+    def pairs_since(self, cursor: int) -> PairBatch:
+        """Adapter training pairs first seen after ``cursor`` (empty when the adapter is off)."""
+        if self.pairs is None:
+            return PairBatch(pairs=(), cursor=0, episodes=self.bank.episodes, total_pairs=0)
+        return self.pairs.since(cursor)
 
     def snapshot(self) -> PromptBankSnapshot:
         self._snapshot_calls += 1
@@ -171,17 +189,25 @@ class FeedbackService:
         }
         if bank.comprehension is not None:
             out["comprehension"] = bank.comprehension
+        if self.pairs is not None:
+            out["training_pairs"] = float(len(self.pairs))
         return out
 
     def state_dict(self) -> dict[str, Any]:
         with self._lock:
             self._flush()  # a checkpoint is a moment the journal should match too
-            return self.bank.state_dict()
+            d = self.bank.state_dict()
+        if self.pairs is not None:
+            d[PAIRS_KEY] = self.pairs.state_dict()
+        return d
 
     def load_state_dict(self, d: dict[str, Any]) -> int:
-        """Replace the bank with a checkpointed one (and restart the journal from it); returns its version."""
+        """Replace the bank (and the training pairs, when saved) with checkpointed ones, and restart the journal
+        from it; returns its version."""
         with self._lock:
-            self.bank = PromptBank.from_state_dict(self.cfg, d)
+            self.bank = PromptBank.from_state_dict(self.cfg, d, self._embed)
+            if self.pairs is not None and PAIRS_KEY in d:
+                self.pairs.load_state_dict(d[PAIRS_KEY])
             self._loads += 1
             if self._journal is not None:
                 try:
@@ -193,7 +219,7 @@ class FeedbackService:
 
 
 def start_feedback_actor(cfg: FeedbackConfig, task_description: str, namespace: str | None = None,
-                         persist_dir: str = "") -> Any:
+                         persist_dir: str = "", max_pairs: int = 0) -> Any:
     """Create the named feedback actor, or get it if it already exists; returns its handle.
 
     ``persist_dir`` (empty: not persisted) must be reachable from the node the actor runs on: on a cluster, a
@@ -213,4 +239,4 @@ def start_feedback_actor(cfg: FeedbackConfig, task_description: str, namespace: 
         get_if_exists=True,
         num_cpus=0,
         max_restarts=cfg.max_restarts,
-    ).remote(cfg, task_description, persist_dir)
+    ).remote(cfg, task_description, persist_dir, max_pairs=max_pairs)

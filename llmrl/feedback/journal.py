@@ -50,7 +50,8 @@ def summary_to_json(s: EpisodeSummary) -> dict[str, Any]:
 def summary_from_json(d: dict[str, Any]) -> EpisodeSummary:
     return EpisodeSummary(
         family=d["family"], task=d["task"], success=bool(d["success"]), episode_return=float(d["episode_return"]),
-        length=int(d["length"]), outcomes=tuple(AdviceOutcome(**o) for o in d["outcomes"]),
+        length=int(d["length"]),
+        outcomes=tuple(AdviceOutcome(**{**o, "options": tuple(o.get("options", ()))}) for o in d["outcomes"]),
         subgoals_completed=tuple(d["subgoals_completed"]), achievements=tuple(d["achievements"]),
         recent_actions=tuple(d["recent_actions"]), teacher_steps=int(d["teacher_steps"]),
     )

@@ -45,6 +45,7 @@ class TeacherClient:
         self._pending: dict[tuple, tuple[Any, int, float]] = {}
         self._retry_at = [0.0] * cfg.num_replicas
         self._latest_bank = 0
+        self._latest_adapter = 0  # newest LoRA adapter version the service serves (llmrl.adapter)
         self._bank_probe: Any = None  # in-flight bank_version() call
         self._bank_probe_at = 0.0
         self.counters = dict.fromkeys(_COUNTERS, 0)
@@ -58,7 +59,8 @@ class TeacherClient:
         self._probe_bank_version()
         key = query.key()
         cached = self._cache.peek(key)
-        if cached is not None and cached.bank_version >= self._latest_bank:
+        if (cached is not None and cached.bank_version >= self._latest_bank
+                and cached.adapter_version >= self._latest_adapter):
             self.counters["local_hits"] += 1
             return cached
         if key not in self._pending and not self._send(query, key):
@@ -112,6 +114,7 @@ class TeacherClient:
             return None
         self.counters["remote_answers"] += 1
         self._latest_bank = max(self._latest_bank, advice.bank_version)
+        self._latest_adapter = max(self._latest_adapter, advice.adapter_version)
         if not advice.has_advice:
             self.counters["no_advice"] += 1
             if advice.reason in _UNAVAILABLE:
@@ -144,8 +147,8 @@ class TeacherClient:
                 self._router.finished(replica)
 
     def _probe_bank_version(self) -> None:
-        """Learn the service's prompt-bank version without blocking; advice cached under an older version is
-        then re-asked (and served stale until the new answer arrives)."""
+        """Learn the service's prompt-bank and adapter versions without blocking; advice cached under an older
+        one is then re-asked (and served stale until the new answer arrives)."""
         import ray
 
         if self._bank_probe is not None:
@@ -153,7 +156,9 @@ class TeacherClient:
             if not ready:
                 return
             try:
-                self._latest_bank = max(self._latest_bank, int(ray.get(self._bank_probe)))
+                bank, adapter = ray.get(self._bank_probe)
+                self._latest_bank = max(self._latest_bank, int(bank))
+                self._latest_adapter = max(self._latest_adapter, int(adapter))
             except Exception:  # noqa: BLE001 - a restarting replica; the next probe will tell
                 pass
             self._bank_probe = None
@@ -163,7 +168,7 @@ class TeacherClient:
         self._bank_probe_at = now
         self._harvest()
         try:
-            self._bank_probe = self._handle(0).bank_version.remote()
+            self._bank_probe = self._handle(0).versions.remote()
         except Exception:  # noqa: BLE001 - actor lookup fails while it is restarting
             self._bank_probe = None
 

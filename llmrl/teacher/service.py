@@ -1,10 +1,11 @@
 """The teacher service: one long-lived async actor that every env runner calls.
 
 It owns a backend (scripted planner, transformers LM, vLLM engine or an OpenAI-compatible server), a bounded
-cache keyed by (backend, prompt-bank version, prompt), a micro-batcher that groups concurrent requests and
-removes duplicates, and the latest prompt bank, which it polls from the feedback actor. The RL->LLM direction
-(reweighting options by the student's measured success) is applied here, after the cache, so it can be
-switched on and off without touching any backend.
+cache keyed by (backend, prompt-bank version, adapter version, prompt), a micro-batcher that groups concurrent
+requests and removes duplicates, and the latest prompt bank, which it polls from the feedback actor. The RL->LLM
+direction (reweighting options by the student's measured success) is applied here, after the cache, so it can be
+switched on and off without touching any backend. With the online adapter on, it also polls the adapter
+trainer and hot-loads each new LoRA version (``adapter_slot.AdapterSlot``).
 
 A new bank version would make every cached answer stale at once, and with a slow LM every runner would then wait
 for fresh ones. So the service adopts a newer bank at most once per ``teacher.bank_min_interval_s`` (longer when
@@ -28,7 +29,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from llmrl.config import TeacherConfig
-from llmrl.messages import Advice, PromptBankSnapshot, TeacherQuery, TeacherStats
+from llmrl.messages import AdapterVersion, Advice, PromptBankSnapshot, TeacherQuery, TeacherStats
+from llmrl.teacher.adapter_slot import AdapterSlot
 from llmrl.teacher.batcher import MicroBatcher
 from llmrl.teacher.cache import LRUCache
 from llmrl.teacher.teacher_log import open_teacher_log
@@ -54,6 +56,7 @@ def reweight_by_success(advice: Advice, state_text: str, bank: PromptBankSnapsho
         bank_version=advice.bank_version,
         source=advice.source,
         invalid_outputs=advice.invalid_outputs,
+        adapter_version=advice.adapter_version,
     )
 
 
@@ -70,6 +73,9 @@ class TeacherService:
         replica: int = 0,
         log_dir: str = "",
         feedback_handle: Any = None,
+        adapter_source: str = "",
+        adapter_poll_s: float = 5.0,
+        adapter_base_model: str = "",
     ):
         self.cfg = cfg
         if backend is None:
@@ -88,6 +94,8 @@ class TeacherService:
         self.batcher: MicroBatcher[TeacherQuery, Advice] = MicroBatcher(
             self._run_backend, TeacherQuery.key, cfg.max_batch_size, cfg.max_wait_ms / 1000.0
         )
+        # The LoRA version in service; adapter_source names the adapter trainer actor to poll ("" = none).
+        self.adapters = AdapterSlot(backend, adapter_source, namespace, adapter_poll_s, adapter_base_model)
         self.instance_id = uuid.uuid4().hex[:12]
         self._requests = 0
         self._llm_calls = 0
@@ -111,15 +119,17 @@ class TeacherService:
     async def advise(self, queries: Sequence[TeacherQuery]) -> list[Advice]:
         """Advice for each query, in order. Never raises for backend trouble: answers no-advice instead."""
         self._maybe_refresh_bank()
+        self.adapters.maybe_poll(time.monotonic())
         self._requests += len(queries)
         bank = self.bank
         results: list[Advice | None] = []
         waiting: list[tuple[int, asyncio.Future]] = []
         for i, q in enumerate(queries):
             self._remember(q)
-            hit = self.cache.get(self._cache_key(q, bank.version))
+            hit = self.cache.get(self._cache_key(q, bank.version, self.adapters.number))
             if hit is not None:
-                results.append(Advice(hit.options, hit.probs, hit.bank_version, "cache", hit.reason))
+                results.append(Advice(hit.options, hit.probs, hit.bank_version, "cache", hit.reason,
+                                      adapter_version=hit.adapter_version))
             else:
                 results.append(None)
                 waiting.append((i, self._submit_new_state(q)))
@@ -142,8 +152,8 @@ class TeacherService:
             out.append(a)
         return out
 
-    def _cache_key(self, q: TeacherQuery, bank_version: int) -> tuple:
-        return (self.backend.name, bank_version, q.key())
+    def _cache_key(self, q: TeacherQuery, bank_version: int, adapter_version: int) -> tuple:
+        return (self.backend.name, bank_version, adapter_version, q.key())
 
     async def _run_backend(self, queries: Sequence[TeacherQuery], bank: PromptBankSnapshot | None = None
                            ) -> list[Advice]:
@@ -151,19 +161,22 @@ class TeacherService:
         bank = self.bank if bank is None else bank
         self._llm_calls += len(queries)
         t0 = time.perf_counter()
-        answers = await self.backend.advise(queries, bank)
+        # The slot holds a switch back until this call is done, so all its answers come from one version.
+        answers, adapter_version = await self.adapters.call(lambda: self.backend.advise(queries, bank))
         latency = time.perf_counter() - t0
         self._latency += latency
-        self._log_answers(queries, answers, bank, latency)
-        for q, a in zip(queries, answers):
+        tagged = [
+            Advice(a.options, a.probs, bank.version, a.source or self.backend.name, a.reason, a.invalid_outputs,
+                   adapter_version)
+            for a in answers
+        ]
+        self._log_answers(queries, tagged, bank, latency)
+        for q, a in zip(queries, tagged):
             self._invalid += a.invalid_outputs
             # Only real answers are cached: a transient failure must be retried, not remembered.
             if a.has_advice or a.reason == "unparseable":
-                self.cache.put(self._cache_key(q, bank.version), a)
-        return [
-            Advice(a.options, a.probs, bank.version, a.source or self.backend.name, a.reason, a.invalid_outputs)
-            for a in answers
-        ]
+                self.cache.put(self._cache_key(q, bank.version, adapter_version), a)
+        return tagged
 
     def _log_answers(self, queries: Sequence[TeacherQuery], answers: Sequence[Advice], bank: PromptBankSnapshot,
                      latency_s: float) -> None:
@@ -265,7 +278,7 @@ class TeacherService:
             key = q.key()
             if key not in seen:
                 seen.add(key)
-                if self._cache_key(q, bank.version) not in self.cache:
+                if self._cache_key(q, bank.version, self.adapters.number) not in self.cache:
                     todo.append(q)
         return todo
 
@@ -326,6 +339,9 @@ class TeacherService:
             instance_id=self.instance_id,
             latency_s_sum=self._latency,
             extra=self._extra_stats(),
+            adapter_version=self.adapters.number,
+            adapter_loads=self.adapters.loads,
+            adapter_load_failures=self.adapters.failures,
         )
 
     def _extra_stats(self) -> tuple[tuple[str, float], ...]:
@@ -346,6 +362,17 @@ class TeacherService:
         from their own caches and never reach the service, so without this a new bank would never be used."""
         self._maybe_refresh_bank()
         return self.bank.version
+
+    def versions(self) -> tuple[int, int]:
+        """(prompt-bank version, adapter version) advice is produced with now; runners poll it to know when
+        the advice they cached is stale."""
+        self._maybe_refresh_bank()
+        self.adapters.maybe_poll(time.monotonic())
+        return self.bank.version, self.adapters.number
+
+    async def load_adapter(self, version: AdapterVersion) -> bool:
+        """Hot-load an adapter version now (the trainer poll does this by itself); False if it was refused."""
+        return await self.adapters.switch(version)
 
     async def add_adapter(self, name: str, path: str) -> bool:
         """Register a LoRA adapter with backends that support it (vLLM); False elsewhere."""
@@ -384,11 +411,13 @@ def replica_name(cfg: TeacherConfig, index: int) -> str:
 
 
 def start_teacher_service(
-    cfg: TeacherConfig, seed: int, feedback_actor: str = "", namespace: str | None = None, log_dir: str = ""
+    cfg: TeacherConfig, seed: int, feedback_actor: str = "", namespace: str | None = None, log_dir: str = "",
+    adapter: tuple[str, float, str] = ("", 5.0, ""),
 ) -> list[Any]:
     """Create (or reuse) the named teacher replicas as Ray async actors; returns their handles.
 
-    ``log_dir`` (the run folder) is where each replica writes its teacher log ("" = no log)."""
+    ``log_dir`` (the run folder) is where each replica writes its teacher log ("" = no log). ``adapter``: (trainer
+    actor name, poll period, base model) to hot-load LoRA versions from; "" = none."""
     import ray
 
     handles = []
@@ -405,7 +434,9 @@ def start_teacher_service(
             max_concurrency=max(64, 4 * cfg.max_batch_size),
             lifetime=None,
         )
-        handles.append(actor_cls.remote(cfg, seed + i, feedback_actor, namespace, replica=i, log_dir=log_dir))
+        handles.append(actor_cls.remote(cfg, seed + i, feedback_actor, namespace, replica=i, log_dir=log_dir,
+                                        adapter_source=adapter[0], adapter_poll_s=adapter[1],
+                                        adapter_base_model=adapter[2]))
     # Fail fast, with the backend's own one-line error (a missing model, no vllm), instead of at the first env step.
     try:
         ray.get([h.ping.remote() for h in handles])

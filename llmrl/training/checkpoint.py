@@ -1,5 +1,6 @@
 """Checkpoints: RLlib's algorithm state (module, optimizer, learner state incl. the lambda schedule), the
-prompt bank, and the loop state, written to ``<run>/checkpoints/iter_<n>``. A checkpoint is written to a
+prompt bank (with the adapter's training pairs), the LoRA adapter in service (``adapter/v<N>/``) and the loop
+state, written to ``<run>/checkpoints/iter_<n>``. A checkpoint is written to a
 temporary folder and renamed into place, so a crash mid-save never leaves a half checkpoint behind."""
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ def save_checkpoint(run_dir: Path, graph: Any, state: Any) -> Path:
             (tmp / BANK_STATE).write_text(json.dumps(bank))
         except Exception as exc:  # noqa: BLE001 - keep the RL checkpoint even if the bank is unreachable
             logger.warning("prompt bank not saved in %s: %s", final.name, exc)
+    _save_adapter(graph, tmp)
     (tmp / LOOP_STATE).write_text(json.dumps(dataclasses.asdict(state), indent=2))
     shutil.rmtree(final, ignore_errors=True)
     tmp.rename(final)
@@ -77,4 +79,30 @@ def load_checkpoint(path: Path, graph: Any, state_cls: type[S]) -> S:
     legacy = {k: saved.pop(k) for k in ("train_episodes", "train_achievements") if k in saved}
     if legacy:
         saved.setdefault("family_state", {}).update(legacy)
+    _restore_adapter(graph, path)
     return state_cls(**saved)
+
+
+def _save_adapter(graph: Any, checkpoint_tmp: Path) -> None:
+    """Copy the adapter version in service into the checkpoint (versions on disk are complete and immutable)."""
+    if getattr(graph, "adapter_trainer", None) is None or graph.run_dir is None:
+        return
+    from llmrl.adapter.versions import copy_into_checkpoint, latest_adapter
+
+    version = latest_adapter(graph.run_dir)
+    if version is not None:
+        copy_into_checkpoint(version, checkpoint_tmp)
+
+
+def _restore_adapter(graph: Any, checkpoint: Path) -> None:
+    """Put the checkpoint's adapter back in service and have the trainer (and through it the teacher) use it."""
+    if getattr(graph, "adapter_trainer", None) is None or graph.run_dir is None:
+        return
+    import ray
+
+    from llmrl.adapter.versions import restore_from_checkpoint
+
+    version = restore_from_checkpoint(checkpoint, graph.run_dir)
+    if version is not None:
+        ray.get(graph.adapter_trainer.reload.remote(), timeout=60)
+        logger.info("resumed with adapter v%d", version.version)

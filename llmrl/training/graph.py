@@ -5,6 +5,9 @@
           |        +--------- Advice ------------------+
           |                                            |
           +--EpisodeSummary-->  feedback actor (named) -+
+          |                          |  TrainingPair        ^ polls AdapterVersion (hot-loads the LoRA)
+          |                          v                      |
+          |                     adapter trainer (named, adapter.enabled): LoRA fine-tunes -> <run>/adapters/v<N>
           |
           +--episodes (with teacher_probs)-->  PPO learner (+ lambda * CE distillation)
 
@@ -22,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from llmrl.config import Config, TeacherConfig
+from llmrl.config import Config, ConfigError, TeacherConfig, adapter_base_model
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +41,8 @@ class Graph:
     teachers: list[Any] = field(default_factory=list)
     feedback: Any = None
     task_description: str = ""
+    adapter_trainer: Any = None  # the adapter trainer actor (adapter.enabled), else None
+    run_dir: Path | None = None
 
     def restartable_actors(self) -> dict[str, Any]:
         """Stateful singleton actors whose Ray restarts the loop counts (``training.restarts``), by metric name."""
@@ -56,7 +61,7 @@ class Graph:
                 ray.get(self.feedback.close.remote(), timeout=10)
             except Exception as exc:  # noqa: BLE001 - shutting down; report and go on
                 logger.warning("closing the feedback actor failed: %s", exc)
-        for handle in [*self.teachers, self.feedback]:
+        for handle in [*self.teachers, self.feedback, self.adapter_trainer]:
             if handle is not None:
                 try:
                     ray.kill(handle, no_restart=True)
@@ -137,13 +142,26 @@ def build_graph(cfg: Config, run_dir: str | Path | None = None) -> Graph:
     namespace = ray.get_runtime_context().namespace
     description = task_description_for(cfg)
     feedback = None
+    trainer = None
     teachers: list[Any] = []
     if cfg.teacher.backend != "off":
         if cfg.feedback.enabled:
             from llmrl.feedback.actor import start_feedback_actor
 
             persist = str(Path(run_dir) / FEEDBACK_DIR) if cfg.feedback.persist and run_dir else ""
-            feedback = start_feedback_actor(cfg.feedback, description, namespace=namespace, persist_dir=persist)
+            max_pairs = cfg.adapter.max_pairs if cfg.adapter.enabled else 0
+            feedback = start_feedback_actor(cfg.feedback, description, namespace=namespace, persist_dir=persist,
+                                            max_pairs=max_pairs)
+        adapter_source = ("", cfg.adapter.poll_s, "")
+        if cfg.adapter.enabled:
+            from llmrl.adapter.trainer import start_adapter_trainer
+
+            if run_dir is None:
+                raise ConfigError("adapter.enabled: needs a run folder for its versions (use llmrl train)")
+            base = adapter_base_model(cfg)
+            trainer = start_adapter_trainer(cfg.adapter, base, str(run_dir), cfg.feedback.actor_name, namespace,
+                                            cfg.teacher.hf.max_prompt_tokens)
+            adapter_source = (cfg.adapter.actor_name, cfg.adapter.poll_s, base)
         from llmrl.messages import PromptBankSnapshot
         from llmrl.teacher.service import start_teacher_service
         from llmrl.training.teacher_state import install_teacher
@@ -151,10 +169,11 @@ def build_graph(cfg: Config, run_dir: str | Path | None = None) -> Graph:
         teachers = start_teacher_service(
             _absolute_log_paths(cfg.teacher), cfg.teacher.seed, cfg.feedback.actor_name if feedback is not None else "",
             namespace, log_dir=str(Path(run_dir).resolve()) if run_dir else "",
+            adapter=adapter_source,
         )
         # The service starts with an empty bank and only takes versions above 0 from the feedback actor, so
         # without this an LM teacher would read no task description until the bank's first publication.
         install_teacher(teachers, PromptBankSnapshot(version=0, task_description=description))
     algo = build_ppo_config(cfg, namespace).build_algo()
     return Graph(cfg=cfg, namespace=namespace, algo=algo, teachers=teachers, feedback=feedback,
-                 task_description=description)
+                 task_description=description, adapter_trainer=trainer, run_dir=run_dir)

@@ -45,13 +45,14 @@ class LoopState:
     last_eval: dict[str, Any] = field(default_factory=dict)
     family_state: dict[str, Any] = field(default_factory=dict)  # running totals of the family's metrics (JSON)
     actor_restarts: dict[str, int] = field(default_factory=dict)  # Ray restarts per watched actor (restarts.py)
+    adapter_trainer_restarts: int = 0  # Ray restarts of the adapter trainer seen (its counters persist by themselves)
 
 
 class TeacherMonitor:
     """Sums the counters of every teacher replica across Ray restarts (a restarted replica starts at zero)."""
 
     COUNTERS = ("requests", "llm_calls", "cache_hits", "batches", "batched_prompts", "no_advice", "invalid_outputs",
-                "deduplicated", "latency_s_sum", "rescored")
+                "deduplicated", "latency_s_sum", "rescored", "adapter_loads", "adapter_load_failures")
 
     def __init__(self, handles: list[Any], state: LoopState):
         self.handles = handles
@@ -95,6 +96,43 @@ class TeacherMonitor:
             for k, v in stats.extra:
                 totals[k] = totals.get(k, 0.0) + v
         return totals
+
+    def adapter_version(self) -> int:
+        """The oldest adapter version a replica serves (all replicas reach the newest within a poll period)."""
+        return min((s.adapter_version for s in self._last.values()), default=0)
+
+
+class AdapterMonitor:
+    """The adapter trainer's counters for the metrics row (the trainer keeps them across its restarts) and its
+    restarts, counted by instance id."""
+
+    COUNTERS = ("attempts", "accepted", "rejected", "diverged", "out_of_memory", "failed", "no_pairs", "train_s")
+
+    def __init__(self, handle: Any, state: LoopState):
+        self.handle = handle
+        self.state = state
+        self._last: Any = None
+
+    def poll(self) -> dict[str, float]:
+        import ray
+
+        try:
+            stats = ray.get(self.handle.stats.remote(), timeout=10)
+        except Exception:  # noqa: BLE001 - a restarting trainer is reported by its instance id later
+            stats = None
+        last = self._last
+        if stats is not None and last is not None and stats.instance_id != last.instance_id:
+            self.state.adapter_trainer_restarts += 1
+        if stats is not None:
+            self._last = stats
+        row: dict[str, float] = {"adapter_trainer_restarts": float(self.state.adapter_trainer_restarts)}
+        current = self._last
+        for k in self.COUNTERS:
+            row[f"adapter_{k}"] = float(getattr(current, k)) if current else 0.0
+        row["adapter_version"] = float(current.version if current else 0)
+        row["adapter_pairs"] = float(current.pairs if current else 0)
+        row["adapter_heldout_loss"] = current.heldout_loss if current else math.nan
+        return row
 
 
 def make_run_dir(cfg: Config) -> Path:
@@ -231,6 +269,7 @@ def train(cfg: Config, stream: TextIO | None = sys.stdout) -> dict[str, Any]:
         monitor = TeacherMonitor(graph.teachers, state)
         restarts = RestartCounter(graph.restartable_actors(), state.actor_restarts)
         restarts.poll()
+        adapters = AdapterMonitor(graph.adapter_trainer, state) if graph.adapter_trainer is not None else None
         last_llm_calls = monitor.poll()["llm_calls"] if graph.teachers else 0.0
         last_ckpt = None
         row: dict[str, Any] = {}
@@ -257,6 +296,11 @@ def train(cfg: Config, stream: TextIO | None = sys.stdout) -> dict[str, Any]:
                 row.update(spec.metrics(result, state))
             row.update(restarts.poll())
             row.update(hot_path_metrics(result, state, teacher))
+            if adapters is not None:
+                row.update(adapters.poll())
+                row["teacher_adapter_version"] = monitor.adapter_version()
+                row["teacher_adapter_loads"] = teacher.get("adapter_loads", 0.0)
+                row["teacher_adapter_load_failures"] = teacher.get("adapter_load_failures", 0.0)
             success = row["eval_success"]
             if not math.isnan(success):
                 state.best_eval_success = max(state.best_eval_success, success)
@@ -342,4 +386,11 @@ def build_summary(cfg: Config, state: LoopState, row: dict[str, Any], checkpoint
     spec = family_spec(cfg.env.name)
     if spec.summary is not None:
         summary.update(spec.summary(state))
+    if cfg.adapter.enabled:
+        summary["adapter_trainer_restarts"] = state.adapter_trainer_restarts
+        for key in ("adapter_version", "teacher_adapter_version", "adapter_attempts", "adapter_accepted",
+                    "adapter_rejected", "adapter_diverged", "adapter_out_of_memory", "adapter_failed",
+                    "adapter_no_pairs", "adapter_pairs", "teacher_adapter_loads", "teacher_adapter_load_failures"):
+            summary[key] = row.get(key, 0)
+        summary["adapter_heldout_loss"] = finite(row.get("adapter_heldout_loss", math.nan))
     return summary

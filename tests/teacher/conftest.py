@@ -1,4 +1,5 @@
-"""Shared fixtures for the teacher tests: a prompt bank, mixed MiniGrid/Crafter queries (the tiny LM: tests/conftest.py)."""
+"""Shared fixtures for the teacher tests: a prompt bank, mixed MiniGrid/Crafter queries (the tiny LM is in
+tests/conftest.py)."""
 
 from __future__ import annotations
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from llmrl.config import ConfigError, HFConfig, TeacherConfig, load_config
-from llmrl.messages import Advice, PromptBankSnapshot, TeacherQuery
+from llmrl.messages import AdapterVersion, Advice, PromptBankSnapshot, TeacherQuery
 from llmrl.teacher.identity import BackendIdentity, backend_identity, weights_hash
 from llmrl.teacher.prompting import build_prompt
 from llmrl.teacher.service import TeacherService
@@ -53,8 +53,7 @@ class FirstOption:
     name = "fake"
 
     async def advise(self, queries, bank):
-        return [Advice(q.options, (1.0,) + (0.0,) * (len(q.options) - 1), bank.version, "fake", adapter_version=5)
-                for q in queries]
+        return [Advice(q.options, (1.0,) + (0.0,) * (len(q.options) - 1), bank.version, "fake") for q in queries]
 
     async def close(self):
         pass
@@ -168,6 +167,8 @@ def test_service_logs_every_backend_answer_once_with_its_identity(tmp_path):
     cfg = TeacherConfig(max_wait_ms=1.0, log_flush_s=60.0)
     svc = TeacherService(cfg, backend=FirstOption(), replica=1, log_dir=str(tmp_path))
     svc.set_bank(BANK)
+    # As if adapter version 5 were in service: the log records the version the answers were produced with.
+    svc.adapters.version = AdapterVersion(5, "/nowhere", "model-x", "h", 1.0, 8)
     svc._teacher_log.identity = BackendIdentity("fake", "model-x", "sha256:ab", (("temperature", 0.5),))
 
     async def main():

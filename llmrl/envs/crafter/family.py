@@ -83,6 +83,16 @@ def crafter_summary(state: Any) -> dict[str, Any]:
     }
 
 
+def _raw_stepper(cfg: Any, seed: int) -> tuple[Any, Any, int]:
+    import crafter
+
+    from llmrl.envs.crafter.adapter import VIEW, WORLD_AREA
+
+    env = crafter.Env(area=WORLD_AREA, view=VIEW, size=(cfg.crafter_size, cfg.crafter_size), length=cfg.max_steps,
+                      seed=seed)
+    return env.reset, (lambda a: bool(env.step(a)[2])), int(env.action_space.n)
+
+
 SPEC = FamilySpec(
     name="crafter",
     num_actions=NUM_ACTIONS,
@@ -100,4 +110,5 @@ SPEC = FamilySpec(
     achievements=ACHIEVEMENTS,
     metrics=crafter_metrics,
     summary=crafter_summary,
+    raw_stepper=_raw_stepper,
 )

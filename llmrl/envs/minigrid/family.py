@@ -41,6 +41,18 @@ def _sample_states(seed: int) -> Any:
     return state_stream(seed)
 
 
+def _raw_stepper(cfg: Any, seed: int) -> tuple[Any, Any, int]:
+    from llmrl.envs.minigrid.tasks import build_env
+
+    env, _ = build_env(cfg)
+
+    def step(a: int) -> bool:
+        _, _, terminated, truncated, _ = env.step(a)
+        return terminated or truncated
+
+    return (lambda: env.reset(seed=seed)), step, int(env.action_space.n)
+
+
 SPEC = FamilySpec(
     name="minigrid",
     num_actions=NUM_ACTIONS,
@@ -56,4 +68,5 @@ SPEC = FamilySpec(
     prompt_styles=("plain", "llm4teach"),
     validate=_validate,
     sample_states=_sample_states,
+    raw_stepper=_raw_stepper,
 )

@@ -23,7 +23,9 @@
 Model calls run on one worker thread (``merging.CallMerger``), so the teacher actor's event loop keeps
 accepting queries while the model computes, and calls that arrive meanwhile are merged into the next model
 call instead of each waiting its turn (concurrent calls would only compete for the same cores or GPU).
-``TeacherQuery.adapter`` is ignored here (LoRA adapters are served by the vLLM backend).
+``TeacherQuery.adapter`` is ignored here. The online adapter (``llmrl.adapter``) is hot-loaded with peft
+(``prepare_adapter`` / ``activate_adapter``): the weights are read and checked off the model thread, then
+injected and switched on the model thread between two model calls, so no call ever runs half-switched.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ import os
 from collections.abc import Hashable, Sequence
 
 from llmrl.config import HFConfig
-from llmrl.messages import Advice, PromptBankSnapshot, TeacherQuery
+from llmrl.messages import AdapterVersion, Advice, PromptBankSnapshot, TeacherQuery
 from llmrl.teacher.backends import BackendError, local_model, one_line
 from llmrl.teacher.backends.merging import CallMerger
 from llmrl.teacher.plan_choice import (
@@ -68,6 +70,20 @@ def _prompt_format(cfg: HFConfig, tok) -> ChatPrompts | PlainPrompts:
     except Exception as e:  # noqa: BLE001 - a template error (jinja, a role it refuses) becomes one line
         raise BackendError(f"teacher.hf.chat_template: the chat template of '{cfg.model}' does not render: "
                            f"{one_line(e)}") from None
+
+
+def _check_adapter_files(folder: str) -> None:
+    """Raise if a peft adapter folder cannot be read (missing config, unreadable or empty weights)."""
+    from safetensors.torch import load_file
+
+    path = os.path.join(folder, "adapter_model.safetensors")
+    try:
+        if not os.path.isfile(os.path.join(folder, "adapter_config.json")):
+            raise FileNotFoundError("no adapter_config.json")
+        if not load_file(path):
+            raise ValueError("no tensors in adapter_model.safetensors")
+    except Exception as e:  # noqa: BLE001 - one line for the service's counted refusal
+        raise BackendError(f"adapter folder '{folder}' is not loadable: {one_line(e)}") from None
 
 
 class HFBackend:
@@ -113,6 +129,7 @@ class HFBackend:
         attn = getattr(self._model.config, "_attn_implementation", None)
         self._share_prompt = self._has_logits_to_keep and attn in ("sdpa", "eager")
         self._calls = CallMerger(self._model_call, MAX_PROMPTS_PER_CALL, name="hf-teacher")
+        self._peft = None  # peft.PeftModel around self._model once an adapter is loaded
         # (prefix token ids, its KV cache for one row): the bank prefix of the latest batch (step 1 above),
         # and (prefix text, its token ids, whether the cut after it is clean: None until checked) so an
         # unchanged bank is neither re-tokenised nor re-checked per batch.
@@ -146,6 +163,8 @@ class HFBackend:
 
     def _model_call(self, key: Hashable, items: list[tuple[str, tuple[str, ...]]]) -> list:
         """One model call over merged items (on the merger's thread); calls of one key share the bank prefix."""
+        if key[0] == "adapter":
+            return [self._switch_adapter(key[1], path) for path in items]
         prompts = [p for p, _ in items]
         if key[0] == "sample":
             return self._sample(prompts)
@@ -373,6 +392,46 @@ class HFBackend:
         out = {k: float(v) for k, v in self._stats.items()}
         out.update(model_calls=float(self._calls.calls), merged_calls=float(self._calls.merged))
         return out
+
+    # -- LoRA adapters (llmrl.adapter) -----------------------------------------------------------------------
+
+    def adapter_base_hash(self) -> str:
+        """The config hash an adapter must have been trained on to load here."""
+        from llmrl.adapter.versions import config_hash
+
+        return config_hash(self._model.config.to_dict())
+
+    async def prepare_adapter(self, version: AdapterVersion) -> None:
+        """Read and check a version's weights off the model thread (the model keeps serving meanwhile)."""
+        await asyncio.to_thread(_check_adapter_files, version.path)
+
+    async def activate_adapter(self, version: AdapterVersion) -> None:
+        """Inject ``version`` and make it the active adapter, between two model calls; the previous one is
+        dropped. On failure the previous adapter stays active."""
+        await self._calls(("adapter", version.name), [version.path])
+
+    def _switch_adapter(self, name: str, path: str) -> str:
+        from peft import PeftModel
+
+        try:
+            if self._peft is None:
+                # Wraps self._model in place: its layers gain the LoRA branch, so the scoring code is unchanged.
+                self._peft = PeftModel.from_pretrained(self._model, path, adapter_name=name)
+            else:
+                self._peft.load_adapter(path, adapter_name=name)
+            self._peft.set_adapter(name)
+        except Exception as e:  # noqa: BLE001 - a broken adapter must not take the teacher down
+            if self._peft is not None and name in self._peft.peft_config and name != self._peft.active_adapter:
+                self._peft.delete_adapter(name)
+            raise BackendError(f"adapter {name} ({path}) did not load: {one_line(e)}") from None
+        finally:
+            # The kept prefix KV cache was computed with the previous adapter's weights.
+            self._prefix_kv = None
+        for old in [n for n in self._peft.peft_config if n != name]:
+            self._peft.delete_adapter(old)
+        self._model.requires_grad_(False)
+        self._model.eval()
+        return name
 
     async def close(self) -> None:
         # Joining waits for a model call in progress; off the event loop, so other coroutines go on meanwhile.

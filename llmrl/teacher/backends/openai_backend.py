@@ -12,6 +12,14 @@ After that the query yields ``Advice.none(reason="teacher_unavailable")``; nothi
 and one warning is logged per ``_WARN_EVERY_S`` rather than one per request. At most ``max_concurrency``
 requests are in flight per backend. The API key comes from the environment variable ``api_key_env`` and
 appears in no log line, repr or error.
+
+LoRA adapters (``llmrl.adapter``) are hot-loaded through vLLM's runtime LoRA endpoint: ``prepare_adapter``
+posts ``{"lora_name": ..., "lora_path": ...}`` to ``{base_url}/load_lora_adapter`` and ``activate_adapter``
+makes ``lora_name`` the ``model`` of every later request (vLLM serves a loaded adapter under its name). The
+server must run with ``--enable-lora`` (``--max-lora-rank`` at least ``adapter.r``) and the environment variable
+``VLLM_ALLOW_RUNTIME_LORA_UPDATING=True``, and ``lora_path`` must be readable on the server's machine (a run
+folder on shared storage). See https://docs.vllm.ai/en/latest/features/lora/ ("Dynamically serving LoRA
+adapters").
 """
 
 from __future__ import annotations
@@ -25,7 +33,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from llmrl.config import OpenAIConfig
-from llmrl.messages import Advice, PromptBankSnapshot, TeacherQuery
+from llmrl.messages import AdapterVersion, Advice, PromptBankSnapshot, TeacherQuery
 from llmrl.teacher.backends import BackendError
 from llmrl.teacher.plan_choice import distribution_from_samples, to_advice
 from llmrl.teacher.prompting import build_prompt
@@ -59,10 +67,10 @@ def redact_url(url: str) -> str:
     return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
 
 
-def request_body(cfg: OpenAIConfig, prompt: str, options: Sequence[str]) -> dict[str, Any]:
-    """The JSON body of one ``/completions`` request."""
+def request_body(cfg: OpenAIConfig, prompt: str, options: Sequence[str], model: str = "") -> dict[str, Any]:
+    """The JSON body of one ``/completions`` request (``model``: a loaded LoRA adapter's name, "" = cfg.model)."""
     body: dict[str, Any] = {
-        "model": cfg.model,
+        "model": model or cfg.model,
         "prompt": prompt,
         "n": cfg.num_samples,
         "temperature": cfg.temperature,
@@ -111,6 +119,7 @@ class OpenAIBackend:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._client: Any = None
         self._sem: asyncio.Semaphore | None = None
+        self._served_model = ""  # a hot-loaded LoRA adapter's name; "" = cfg.model
         self._last_warn = -float("inf")
         self._unwarned_failures = 0
         self._stats = {"requests": 0, "attempts": 0, "retries": 0, "failures": 0, "timeouts": 0,
@@ -144,7 +153,7 @@ class OpenAIBackend:
         return list(await asyncio.gather(*(self._advise_one(q, bank) for q in queries)))
 
     async def _advise_one(self, query: TeacherQuery, bank: PromptBankSnapshot) -> Advice:
-        body = request_body(self._cfg, build_prompt(query, bank), query.options)
+        body = request_body(self._cfg, build_prompt(query, bank), query.options, self._served_model)
         self._stats["requests"] += 1
         try:
             samples = await self._post_with_retries(body)
@@ -217,6 +226,27 @@ class OpenAIBackend:
 
     def stats(self) -> dict[str, float]:
         return {k: float(v) for k, v in self._stats.items()}
+
+    async def prepare_adapter(self, version: AdapterVersion) -> None:
+        """Ask the server to load a version (``POST {base_url}/load_lora_adapter``); one attempt, one-line error."""
+        await self._ensure_client()
+        url = self._cfg.base_url.rstrip("/") + "/load_lora_adapter"
+        body = {"lora_name": version.name, "lora_path": version.path}
+        try:
+            resp = await asyncio.wait_for(self._client.post(url, json=body, headers=self._headers),
+                                          timeout=self._cfg.timeout_s)
+        except Exception as e:  # noqa: BLE001 - timeouts and transport errors alike: the version is not served
+            raise BackendError(f"loading adapter {version.name} at {redact_url(url)} failed: "
+                               f"{type(e).__name__}") from None
+        if resp.status_code != 200:
+            detail = self._scrub(" ".join(resp.text.split())[:200])
+            raise BackendError(f"loading adapter {version.name} at {redact_url(url)} failed: HTTP "
+                               f"{resp.status_code} {detail} (does the server run with --enable-lora and "
+                               f"VLLM_ALLOW_RUNTIME_LORA_UPDATING=True?)")
+
+    async def activate_adapter(self, version: AdapterVersion) -> None:
+        """Send later requests to the loaded adapter (vLLM serves it under its ``lora_name``)."""
+        self._served_model = version.name
 
     async def close(self) -> None:
         if self._client is not None:

@@ -16,7 +16,10 @@ batches are in flight; nothing is serialised here.
 
 LoRA (AdaRefiner fine-tunes its adapter LM between RL stages): ``await backend.add_adapter(name, path)``
 registers an adapter with the running engine (a new path under an old name gets a new id, so vLLM loads the
-new weights); a query whose ``adapter`` field names it is answered by it, ``""`` is the base model.
+new weights); a query whose ``adapter`` field names it is answered by it, ``""`` is the adapter in service.
+The online adapter (``llmrl.adapter``) is hot-loaded the same way: ``prepare_adapter`` registers the new version
+with the engine while requests go on with the previous one, ``activate_adapter`` makes it the one every
+``""`` query is answered with (a ``LoRARequest`` per request).
 
 vLLM is imported only when the backend is built. The pure parts (engine arguments, sampling arguments, prompt
 truncation, reading outputs, adapter ids) are module functions tested without vLLM.
@@ -33,7 +36,7 @@ from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 from llmrl.config import VLLMConfig
-from llmrl.messages import Advice, PromptBankSnapshot, TeacherQuery
+from llmrl.messages import AdapterVersion, Advice, PromptBankSnapshot, TeacherQuery
 from llmrl.teacher.backends import BackendError, local_model, one_line
 from llmrl.teacher.plan_choice import (
     candidate_continuations,
@@ -217,6 +220,7 @@ class VLLMBackend:
         # Same meaning as teacher.hf.length_normalize; VLLMConfig may not declare the field yet.
         self._length_normalize = cfg.length_normalize
         self._adapters = AdapterRegistry()
+        self._active_adapter = ""  # the hot-loaded adapter "" queries are answered with ("" = base model)
         self._prefix = f"llmrl-{uuid.uuid4().hex[:8]}"
         self._counter = itertools.count()
         self._stats = {"prompts": 0, "engine_requests": 0, "engine_errors": 0, "samples": 0,
@@ -230,7 +234,24 @@ class VLLMBackend:
         await self._engine.add_lora(self._types.LoRARequest(name, int_id, path))
         return int_id
 
+    def adapter_base_hash(self) -> str:
+        """The config hash an adapter must have been trained on to load here."""
+        from llmrl.adapter.versions import model_config_hash
+
+        return model_config_hash(self._cfg.model)
+
+    async def prepare_adapter(self, version: AdapterVersion) -> None:
+        """Register a version with the engine (it loads the weights while requests go on)."""
+        await self.add_adapter(version.name, version.path)
+
+    async def activate_adapter(self, version: AdapterVersion) -> None:
+        """Answer every query that names no adapter with ``version`` from now on."""
+        if self._adapters.lookup(version.name) is None:
+            raise BackendError(f"adapter {version.name} was not prepared")
+        self._active_adapter = version.name
+
     def _lora(self, adapter: str) -> Any:
+        adapter = adapter or self._active_adapter
         if not adapter:
             return None
         found = self._adapters.lookup(adapter)

@@ -1,0 +1,41 @@
+"""The adapter's dataset: distinct (query, plan) pairs, bounded, with a stable held-out split, and their text.
+
+The held-out split is by a hash of each pair (and a salt), so for one salt a pair stays on the same side while
+the set grows and across restarts; the ``ceil(heldout_frac * n)`` pairs with the smallest hashes are held out,
+so any set of two or more pairs has both sides. The text of a pair is exactly what the teacher scores:
+``prompting.build_prompt`` of its query with the current prompt bank, and the option's continuation from
+``plan_choice.candidate_continuations`` (``" <plan>\\n"``), so a fine-tune raises the very log-likelihood the
+``hf`` score mode reads.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Iterable
+
+from llmrl.messages import PromptBankSnapshot, TrainingPair
+from llmrl.teacher.plan_choice import candidate_continuations
+from llmrl.teacher.prompting import build_prompt
+
+
+def pair_hash(pair: TrainingPair, salt: str = "") -> str:
+    return hashlib.sha256("\x1f".join((salt, *pair.key())).encode()).hexdigest()
+
+
+def split_pairs(pairs: Iterable[TrainingPair], heldout_frac: float,
+                salt: str = "") -> tuple[list[TrainingPair], list[TrainingPair]]:
+    """(train, held-out); both empty-safe. Fewer than two pairs: everything is training, nothing held out.
+
+    ``salt`` picks another split of the same pairs (the trainer's ``adapter.rotate_heldout``)."""
+    ordered = sorted(pairs, key=lambda p: pair_hash(p, salt))
+    if len(ordered) < 2:
+        return ordered, []
+    k = min(len(ordered) - 1, max(1, math.ceil(heldout_frac * len(ordered))))
+    return ordered[k:], ordered[:k]
+
+
+def pair_text(pair: TrainingPair, bank: PromptBankSnapshot) -> tuple[str, str]:
+    """(prompt, continuation) as the teacher reads and scores them."""
+    (continuation,) = candidate_continuations([pair.plan])
+    return build_prompt(pair.query, bank), continuation

@@ -1,0 +1,160 @@
+"""LoRA fine-tuning of the teacher's base LM on (prompt -> plan) pairs, with peft.
+
+One ``LoraFineTuner`` holds the base model with one trainable LoRA adapter for the trainer's whole life. Each
+fine-tune starts from the weights of the version in service (or the fresh, base-equivalent initialisation:
+LoRA's B matrices start at zero), runs ``adapter.epochs`` passes of AdamW over the training pairs, and measures
+the held-out loss before and after. The loss is the mean per-token negative log-likelihood of the plan's
+continuation after the prompt, averaged over pairs: the quantity the ``hf`` backend's length-normalised score
+mode reads, so a lower held-out loss is a teacher that rates the plans that worked higher.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import random
+from collections.abc import Sequence
+from pathlib import Path
+
+from llmrl.adapter.versions import config_hash
+from llmrl.config import AdapterConfig
+from llmrl.teacher.plan_choice import split_encode
+
+log = logging.getLogger(__name__)
+
+
+class DivergedError(RuntimeError):
+    """The training loss became NaN or infinite; the fine-tune is dropped."""
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    import torch
+
+    return isinstance(exc, (MemoryError, torch.OutOfMemoryError)) or "out of memory" in str(exc).lower()
+
+
+class LoraFineTuner:
+    """The base model + one LoRA adapter (``peft``), trained on (prompt, continuation) texts."""
+
+    def __init__(self, base_model: str, cfg: AdapterConfig, max_prompt_tokens: int = 1024) -> None:
+        import torch
+        from peft import LoraConfig, get_peft_model
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        self.cfg = cfg
+        self.base_model = base_model
+        self.max_prompt_tokens = max_prompt_tokens
+        self._device = torch.device(cfg.device)
+        path = os.path.expanduser(base_model)
+        torch.manual_seed(cfg.seed)
+        self.tokenizer = AutoTokenizer.from_pretrained(path)
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+        self.base_hash = config_hash(model.config.to_dict())
+        lora = LoraConfig(r=cfg.r, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout,
+                          target_modules=list(cfg.target_modules), task_type="CAUSAL_LM")
+        self.model = get_peft_model(model, lora).to(self._device)
+        self._pad_id = self.tokenizer.pad_token_id
+        if self._pad_id is None:
+            self._pad_id = self.tokenizer.eos_token_id if self.tokenizer.eos_token_id is not None else 0
+        self._initial = {k: v.detach().clone() for k, v in self._lora_state().items()}
+        self._rng = random.Random(cfg.seed)
+
+    # -- weights -------------------------------------------------------------------------------------------
+
+    def _lora_state(self) -> dict:
+        from peft import get_peft_model_state_dict
+
+        return get_peft_model_state_dict(self.model)
+
+    def load(self, version_dir: str | None) -> None:
+        """Start from a saved version's weights, or from the fresh initialisation when None."""
+        from peft import set_peft_model_state_dict
+        from safetensors.torch import load_file
+
+        if version_dir is None:
+            state = self._initial
+        else:
+            state = load_file(str(Path(version_dir) / "adapter_model.safetensors"))
+        set_peft_model_state_dict(self.model, {k: v.to(self._device) for k, v in state.items()})
+
+    def save(self, folder: Path) -> None:
+        self.model.save_pretrained(str(folder))
+
+    # -- data ----------------------------------------------------------------------------------------------
+
+    def encode(self, texts: Sequence[tuple[str, str]]) -> list[tuple[list[int], int]]:
+        """(token ids of prompt + continuation, number of continuation tokens) per pair; prompts are truncated
+        from the left past ``max_prompt_tokens``, as the teacher does."""
+        enc = split_encode(self.tokenizer, [p for p, _ in texts], [c for _, c in texts])
+        out = []
+        for prompt_ids, cont_ids in enc:
+            prompt_ids = prompt_ids[-self.max_prompt_tokens:]
+            if cont_ids:
+                out.append((prompt_ids + cont_ids, len(cont_ids)))
+        return out
+
+    def _batch_loss(self, batch: Sequence[tuple[list[int], int]]):
+        """Mean over pairs of each continuation's mean token NLL (right-padded batch, prompt tokens masked)."""
+        import torch
+
+        width = max(len(ids) for ids, _ in batch)
+        ids = torch.full((len(batch), width), self._pad_id, dtype=torch.long)
+        mask = torch.zeros((len(batch), width), dtype=torch.long)
+        target = torch.zeros((len(batch), width), dtype=torch.bool)
+        for r, (seq, n_cont) in enumerate(batch):
+            ids[r, :len(seq)] = torch.tensor(seq, dtype=torch.long)
+            mask[r, :len(seq)] = 1
+            target[r, len(seq) - n_cont:len(seq)] = True
+        ids, mask, target = ids.to(self._device), mask.to(self._device), target.to(self._device)
+        logits = self.model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()
+        nll = torch.nn.functional.cross_entropy(logits.transpose(1, 2), ids[:, 1:], reduction="none")
+        t = target[:, 1:].float()
+        per_pair = (nll * t).sum(-1) / t.sum(-1).clamp(min=1.0)
+        return per_pair.mean()
+
+    # -- training ------------------------------------------------------------------------------------------
+
+    def loss(self, examples: Sequence[tuple[list[int], int]]) -> float:
+        """Mean per-pair loss, no gradients (NaN for no examples)."""
+        import torch
+
+        if not examples:
+            return math.nan
+        self.model.eval()
+        total = 0.0
+        bs = self.cfg.batch_size
+        with torch.no_grad():
+            for i in range(0, len(examples), bs):
+                chunk = examples[i:i + bs]
+                total += float(self._batch_loss(chunk)) * len(chunk)
+        return total / len(examples)
+
+    def train(self, examples: Sequence[tuple[list[int], int]]) -> float:
+        """``adapter.epochs`` passes of AdamW over shuffled examples; returns the last epoch's mean loss.
+
+        Raises ``DivergedError`` on a non-finite loss (the weights are then garbage: the caller reloads)."""
+        import torch
+
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        opt = torch.optim.AdamW(params, lr=self.cfg.lr)
+        self.model.train()
+        order = list(examples)
+        epoch_loss = math.nan
+        for _ in range(self.cfg.epochs):
+            self._rng.shuffle(order)
+            total, n = 0.0, 0
+            for i in range(0, len(order), self.cfg.batch_size):
+                chunk = order[i:i + self.cfg.batch_size]
+                loss = self._batch_loss(chunk)
+                if not torch.isfinite(loss):
+                    raise DivergedError(f"training loss became {float(loss)} after {n} pairs")
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(params, 1.0)
+                opt.step()
+                total += loss.item() * len(chunk)
+                n += len(chunk)
+            epoch_loss = total / max(n, 1)
+        self.model.eval()
+        return epoch_loss

@@ -1,0 +1,245 @@
+"""The adapter trainer: a named Ray actor that fine-tunes the teacher's LoRA adapter while RL runs.
+
+A background thread of the actor, every ``adapter.poll_s``:
+
+1. fetches the training pairs first seen since its cursor from the feedback actor (``pairs_since``);
+2. when ``adapter.min_new_pairs`` new pairs came in, or ``adapter.train_every_episodes`` episodes passed since
+   the last attempt, fine-tunes (``finetune.LoraFineTuner``) from the version in service on the training
+   side of the split, with prompts built from the feedback actor's current prompt bank;
+3. keeps the result as a new version (``versions.write_version``) only when the held-out loss improved.
+
+The teacher service asks ``latest()`` and hot-loads what it gets. Everything that can go wrong is counted in
+``stats()`` (kept in ``<run>/adapters/trainer_counters.json``, so they survive restarts) and logged, and leaves
+the version in service as it was: too few pairs for a held-out split, a
+non-finite loss, running out of memory, any other error. It runs in its own process, so a fine-tune never
+blocks an env runner or the learner. When Ray restarts it (``adapter.max_restarts``), the new instance starts
+from the version ``latest.json`` names and fetches the feedback actor's pairs again from the start.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from llmrl.adapter.data import pair_text, split_pairs
+from llmrl.adapter.versions import ADAPTERS_DIR, latest_adapter, write_json_atomic, write_version
+from llmrl.config import AdapterConfig
+from llmrl.feedback.pairs import PairLog
+from llmrl.messages import AdapterTrainerStats, AdapterVersion, PairBatch, PromptBankSnapshot
+
+log = logging.getLogger(__name__)
+
+_CALL_TIMEOUT_S = 30.0  # a feedback call slower than this is skipped until the next poll
+COUNTERS_FILE = "trainer_counters.json"  # in <run>/adapters/: the counters survive a restart of the trainer
+_COUNTERS = ("attempts", "accepted", "rejected", "diverged", "out_of_memory", "failed", "no_pairs")
+
+
+class AdapterTrainer:
+    """Fine-tunes and versions the adapter. ``feedback`` is the feedback actor's name (Ray) or, in-process, an
+    object with ``pairs_since`` and ``snapshot`` (a ``FeedbackService``)."""
+
+    def __init__(self, cfg: AdapterConfig, base_model: str, run_dir: str, feedback: Any,
+                 namespace: str | None = None, max_prompt_tokens: int = 1024, autostart: bool = True) -> None:
+        import torch
+
+        if cfg.torch_threads > 0:
+            torch.set_num_threads(cfg.torch_threads)
+        self.cfg = cfg
+        self.base_model = base_model
+        self.run_dir = Path(run_dir)
+        self._feedback = feedback
+        self._namespace = namespace
+        self._max_prompt_tokens = max_prompt_tokens
+        self._tuner: Any = None
+        self._tuner_error = ""
+        self._pairs = PairLog(cfg.max_pairs, credit="")
+        self._cursor = 0
+        self._episodes = 0
+        self._new_since_attempt = 0
+        self._episodes_at_attempt = 0
+        self._latest: AdapterVersion | None = latest_adapter(self.run_dir)
+        self.instance_id = uuid.uuid4().hex[:12]
+        self._counts = dict.fromkeys(_COUNTERS, 0)
+        self._train_s = 0.0
+        self._load_counters()
+        self._lock = threading.Lock()  # one fine-tune at a time (the loop and train_now)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        if self._latest is not None:
+            log.info("adapter trainer %s continues from adapter v%d", self.instance_id, self._latest.version)
+        if autostart:
+            self._thread = threading.Thread(target=self._loop, name="adapter-trainer", daemon=True)
+            self._thread.start()
+
+    # -- public --------------------------------------------------------------------------------------------
+
+    def latest(self) -> AdapterVersion | None:
+        """The version in service (what the teacher should serve), None before the first accepted fine-tune."""
+        return self._latest
+
+    def reload(self) -> int:
+        """Re-read ``latest.json`` (after a resume restored a checkpoint's adapter); returns its version."""
+        self._latest = latest_adapter(self.run_dir)
+        return self._latest.version if self._latest is not None else 0
+
+    def stats(self) -> AdapterTrainerStats:
+        latest = self._latest
+        return AdapterTrainerStats(
+            instance_id=self.instance_id, version=latest.version if latest else 0, pairs=len(self._pairs),
+            heldout_loss=latest.heldout_loss if latest else math.nan, train_s=self._train_s, **self._counts)
+
+    def poll_once(self) -> int:
+        """Fetch pairs new since the cursor; returns how many were new to the trainer."""
+        batch: PairBatch = self._call("pairs_since", self._cursor)
+        if batch.cursor < self._cursor or batch.episodes < self._episodes:
+            # The feedback actor restarted or was re-seeded from an older checkpoint: fetch everything again
+            # (pairs the trainer already has are de-duplicated).
+            self._cursor, self._episodes_at_attempt = 0, 0
+            batch = self._call("pairs_since", 0)
+        self._cursor, self._episodes = batch.cursor, batch.episodes
+        new = self._pairs.add(batch.pairs)
+        self._new_since_attempt += new
+        return new
+
+    def due(self) -> bool:
+        return (self._new_since_attempt >= self.cfg.min_new_pairs
+                or self._episodes - self._episodes_at_attempt >= self.cfg.train_every_episodes)
+
+    def train_now(self) -> str:
+        """One fine-tune attempt now; returns its outcome (a key of ``stats()``'s counters)."""
+        with self._lock:
+            return self._attempt()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    # -- internals -----------------------------------------------------------------------------------------
+
+    def _call(self, method: str, *args: Any) -> Any:
+        if not isinstance(self._feedback, str):
+            return getattr(self._feedback, method)(*args)
+        import ray
+
+        handle = ray.get_actor(self._feedback, namespace=self._namespace)
+        return ray.get(getattr(handle, method).remote(*args), timeout=_CALL_TIMEOUT_S)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.cfg.poll_s):
+            try:
+                self.poll_once()
+            except Exception as exc:  # noqa: BLE001 - the feedback actor restarting: try again next poll
+                log.debug("adapter trainer: fetching pairs failed: %s", exc)
+                continue
+            if self.due():
+                self.train_now()
+
+    def _ensure_tuner(self) -> Any:
+        if self._tuner is None and not self._tuner_error:
+            from llmrl.adapter.finetune import LoraFineTuner
+
+            try:
+                self._tuner = LoraFineTuner(self.base_model, self.cfg, self._max_prompt_tokens)
+            except Exception as exc:  # noqa: BLE001 - a base model that will not load: report once, stop trying
+                self._tuner_error = " ".join(str(exc).split()) or type(exc).__name__
+                log.error("adapter trainer: cannot load base model '%s': %s", self.base_model, self._tuner_error)
+        return self._tuner
+
+    def _start_weights(self, tuner: Any) -> str | None:
+        latest = self._latest
+        if latest is not None and latest.base_hash != tuner.base_hash:
+            log.warning("adapter v%d was trained on another base model (%s); starting a fresh adapter",
+                        latest.version, latest.base_model)
+            return None
+        return latest.path if latest is not None else None
+
+    def _attempt(self) -> str:
+        self._new_since_attempt = 0
+        self._episodes_at_attempt = self._episodes
+        # The salt counts fine-tunes kept so far: a rejected attempt is retried on the same split.
+        salt = str(self._counts["accepted"]) if self.cfg.rotate_heldout else ""
+        train, heldout = split_pairs(self._pairs.pairs(), self.cfg.heldout_frac, salt)
+        if not train or not heldout:
+            return self._count("no_pairs", f"{len(self._pairs)} distinct pairs: too few for a held-out split")
+        tuner = self._ensure_tuner()
+        if tuner is None:
+            return self._count("failed", f"no base model ({self._tuner_error})")
+        self._counts["attempts"] += 1
+        t0 = time.perf_counter()
+        try:
+            return self._fine_tune(tuner, train, heldout)
+        except Exception as exc:  # noqa: BLE001 - any failure keeps the version in service
+            from llmrl.adapter.finetune import DivergedError, is_out_of_memory
+
+            kind = ("diverged" if isinstance(exc, DivergedError)
+                    else "out_of_memory" if is_out_of_memory(exc) else "failed")
+            return self._count(kind, " ".join(str(exc).split()) or type(exc).__name__)
+        finally:
+            self._train_s += time.perf_counter() - t0
+            self._save_counters()
+
+    def _fine_tune(self, tuner: Any, train: list, heldout: list) -> str:
+        bank: PromptBankSnapshot = self._call("snapshot")
+        tuner.load(self._start_weights(tuner))
+        train_ex = tuner.encode([pair_text(p, bank) for p in train])
+        heldout_ex = tuner.encode([pair_text(p, bank) for p in heldout])
+        before = tuner.loss(heldout_ex)
+        train_loss = tuner.train(train_ex)
+        after = tuner.loss(heldout_ex)
+        if not math.isfinite(after):
+            from llmrl.adapter.finetune import DivergedError
+
+            raise DivergedError(f"held-out loss is {after}")
+        if not after < before:
+            return self._count("rejected", f"held-out loss {after:.4f} did not improve on {before:.4f}", logging.INFO)
+        version = write_version(self.run_dir, tuner.save, base_model=self.base_model, base_hash=tuner.base_hash,
+                                heldout_loss=after, pairs_used=len(train), role=self.cfg.role)
+        self._latest = version
+        log.info("adapter v%d: held-out loss %.4f -> %.4f (train loss %.4f, %d pairs, %d held out)",
+                 version.version, before, after, train_loss, len(train), len(heldout))
+        return self._count("accepted")
+
+    def _load_counters(self) -> None:
+        path = self.run_dir / ADAPTERS_DIR / COUNTERS_FILE
+        try:
+            saved = json.loads(path.read_text())
+            self._counts.update({k: int(saved[k]) for k in _COUNTERS if k in saved})
+            self._train_s = float(saved.get("train_s", 0.0))
+        except (OSError, ValueError, TypeError):
+            pass  # a first start (or an unreadable file: the counters restart at zero)
+
+    def _save_counters(self) -> None:
+        (self.run_dir / ADAPTERS_DIR).mkdir(parents=True, exist_ok=True)
+        write_json_atomic(self.run_dir / ADAPTERS_DIR / COUNTERS_FILE, {**self._counts, "train_s": self._train_s})
+
+    def _count(self, outcome: str, why: str = "", level: int = logging.WARNING) -> str:
+        self._counts[outcome] += 1
+        self._save_counters()
+        if why:
+            log.log(level, "adapter fine-tune %s: %s; the version in service stays (v%d)", outcome, why,
+                    self._latest.version if self._latest else 0)
+        return outcome
+
+
+def start_adapter_trainer(cfg: AdapterConfig, base_model: str, run_dir: str, feedback_actor: str,
+                          namespace: str | None, max_prompt_tokens: int) -> Any:
+    """Create (or reuse) the named trainer actor; its placement (CPUs, GPUs) comes from ``cfg``."""
+    import ray
+
+    actor_cls = ray.remote(AdapterTrainer).options(
+        name=cfg.actor_name,
+        namespace=namespace,
+        get_if_exists=True,
+        num_cpus=cfg.num_cpus,
+        num_gpus=cfg.num_gpus,
+        max_restarts=cfg.max_restarts,
+        max_task_retries=0,
+        # Threaded: stats() and latest() answer while the background thread fine-tunes.
+        max_concurrency=4,
+    )
+    return actor_cls.remote(cfg, base_model, str(run_dir), feedback_actor, namespace, max_prompt_tokens)

@@ -1,0 +1,190 @@
+"""``llmrl bench teacher-learns``: does the teacher get better at its job because of the student?
+
+Four arms on the same config and seeds (each trains with its own local Ray):
+  frozen    the LM teacher with an empty prompt bank (feedback off)
+  bank      the prompt bank (RL -> LLM through the prompt)
+  reweight  bank + reweighting by the student's success, with episode credit
+  adapter   bank + the online LoRA adapter (llmrl.adapter), with episode credit
+
+For every checkpoint of every run (``--checkpoint-every`` iterations), the teacher as it was then (that
+checkpoint's prompt bank and adapter) is measured acting alone on evaluation seeds: its success, and its plan
+accuracy against the family's scripted planner over the distinct states it met (how often its top plan is the
+planner's). That is the curve that shows the teacher improving as the student trains. For the students:
+steps to the success threshold and final eval success. It prints a table, writes ``results.json`` and a plot.
+
+The teacher is measured in-process (a ``TeacherService`` on one event loop, no Ray), with the run's own config.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+from llmrl.bench.runs import load_average, machine, markdown_table, today, train_run
+from llmrl.config import Config, load_config
+from llmrl.messages import Advice, PromptBankSnapshot, TeacherQuery
+
+ARMS: dict[str, list[str]] = {
+    "frozen": ["feedback.enabled=false"],
+    "bank": [],
+    "reweight": ["teacher.reweight_by_success=true", "feedback.credit=episode"],
+    "adapter": ["adapter.enabled=true", "feedback.credit=episode"],
+}
+
+
+class RecordingSource:
+    """A synchronous ``AdviceSource`` over an in-process ``TeacherService``; remembers every distinct query."""
+
+    def __init__(self, service: Any) -> None:
+        self.service = service
+        self.loop = asyncio.new_event_loop()
+        self.queries: dict[tuple, TeacherQuery] = {}
+        self.answers: dict[tuple, Advice] = {}
+
+    def request(self, query: TeacherQuery) -> Advice | None:
+        (advice,) = self.loop.run_until_complete(self.service.advise([query]))
+        self.queries[query.key()] = query
+        self.answers[query.key()] = advice
+        return advice if advice.has_advice else None
+
+    def stats(self) -> dict[str, float]:
+        return {}
+
+    def close(self) -> None:
+        self.loop.run_until_complete(self.service.close())
+        self.loop.close()
+
+
+def plan_accuracy(source: RecordingSource, cfg: Config) -> dict[str, float]:
+    """Over the distinct states met: how often the teacher's top plan is the scripted planner's, and the mean
+    probability it gives the planner's plan."""
+    from llmrl.config import TeacherConfig
+    from llmrl.teacher.backends.scripted import ScriptedBackend
+
+    keys = list(source.queries)
+    if not keys:
+        return {"states": 0, "top1_accuracy": float("nan"), "p_correct": float("nan")}
+    planner = ScriptedBackend(TeacherConfig(backend="scripted", error_rate=0.0), 0)
+    truth = source.loop.run_until_complete(
+        planner.advise([source.queries[k] for k in keys], PromptBankSnapshot(0, "")))
+    hits, mass = 0, 0.0
+    for k, right in zip(keys, truth):
+        answer, correct = source.answers[k], right.best()
+        hits += int(answer.best() == correct)
+        if answer.has_advice and correct in answer.options:
+            mass += answer.probs[answer.options.index(correct)]
+    return {"states": len(keys), "top1_accuracy": hits / len(keys), "p_correct": mass / len(keys)}
+
+
+def teacher_at_checkpoint(cfg: Config, checkpoint: Path, episodes: int) -> dict[str, Any]:
+    """The teacher with this checkpoint's bank and adapter, acting alone, and its plan accuracy."""
+    import numpy as np
+
+    from llmrl.adapter.versions import latest_adapter
+    from llmrl.envs.guided import TEACHER_PROBS, TeacherGuidedEnv
+    from llmrl.envs.registry import make_task
+    from llmrl.feedback.bank import _snapshot_from_dict
+    from llmrl.teacher.service import TeacherService
+    from llmrl.training.evaluate import run_episodes
+
+    service = TeacherService(cfg.teacher, cfg.teacher.seed)
+    bank_file = checkpoint / "prompt_bank.json"
+    if bank_file.is_file():
+        state = json.loads(bank_file.read_text())
+        service.set_bank(_snapshot_from_dict(state["published"], state["task_description"]))
+    source = RecordingSource(service)
+    adapter = latest_adapter(checkpoint)
+    if adapter is not None and not source.loop.run_until_complete(service.load_adapter(adapter)):
+        raise RuntimeError(f"{checkpoint}: its adapter v{adapter.version} did not load")
+    rng = np.random.default_rng(cfg.run.seed)
+    env = TeacherGuidedEnv(make_task(cfg.env, None), cfg, source, None, seed=cfg.run.seed)
+
+    def act(obs: Any, info: dict) -> int:
+        probs = info[TEACHER_PROBS]
+        if probs.sum() > 0:
+            return int(rng.choice(len(probs), p=probs / probs.sum()))
+        return int(rng.integers(env.num_actions))
+
+    try:
+        result = run_episodes(env, cfg, episodes, act, {})
+        accuracy = plan_accuracy(source, cfg)
+    finally:
+        source.close()
+    loop_state = json.loads((checkpoint / "llmrl_state.json").read_text())
+    return {"env_steps": loop_state["env_steps"], "bank_version": service.bank.version,
+            "adapter_version": adapter.version if adapter else 0, "teacher_success": result["success"], **accuracy}
+
+
+def write_plot(curves: dict[str, list[dict]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for label, points in curves.items():
+        xs = [p["env_steps"] for p in points]
+        axes[0].plot(xs, [p["teacher_success"] for p in points], marker="o", label=label)
+        axes[1].plot(xs, [p["top1_accuracy"] for p in points], marker="o", label=label)
+    for ax, name in zip(axes, ("teacher success alone", "teacher top-1 plan accuracy")):
+        ax.set_xlabel("student env steps")
+        ax.set_ylabel(name)
+        ax.set_ylim(-0.02, 1.02)
+    axes[1].legend(loc="lower right", fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="llmrl bench teacher-learns")
+    p.add_argument("--configs", required=True, help="LM-teacher configs, one per environment, comma-separated")
+    p.add_argument("--seeds", default="0,1,2", help="comma-separated")
+    p.add_argument("--steps", type=int, default=60_000, help="env steps per run")
+    p.add_argument("--checkpoint-every", type=int, default=5, help="iterations between measured teachers")
+    p.add_argument("--teacher-episodes", type=int, default=50)
+    p.add_argument("--arms", default=",".join(ARMS), help="subset to run, comma-separated")
+    p.add_argument("--out", default="runs/bench-teacher-learns")
+    p.add_argument("overrides", nargs="*")
+    args = p.parse_args(argv)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    results: list[dict[str, Any]] = []
+    curves: dict[str, list[dict]] = {}
+    configs, seeds = args.configs.split(","), [int(x) for x in args.seeds.split(",")]
+    for config in configs:
+        for seed in seeds:
+            for arm in args.arms.split(","):
+                overrides = [*args.overrides, *ARMS[arm], f"run.seed={seed}", f"run.max_env_steps={args.steps}",
+                             f"run.checkpoint_every={args.checkpoint_every}"]
+                cfg = load_config(config, overrides)
+                name = f"{cfg.env.name}-{arm}-s{seed}"
+                summary, rows = train_run(config, overrides, out, name)
+                checkpoints = sorted((Path(summary["run_dir"]) / "checkpoints").glob("iter_*"))
+                points = [teacher_at_checkpoint(cfg, c, args.teacher_episodes) for c in checkpoints]
+                curves[name] = points
+                evals = [r["eval_success"] for r in rows if r["eval_success"] == r["eval_success"]]
+                results.append({"env": cfg.env.name, "arm": arm, "seed": seed,
+                                "steps_to_success": summary["steps_to_success"],
+                                "final_eval_success": sum(evals[-3:]) / len(evals[-3:]) if evals else None,
+                                "teacher_success_first": points[0]["teacher_success"] if points else None,
+                                "teacher_success_last": points[-1]["teacher_success"] if points else None,
+                                "top1_accuracy_last": points[-1]["top1_accuracy"] if points else None,
+                                "adapter_version": summary.get("adapter_version", 0)})
+    table = markdown_table(
+        ["env", "arm", "seed", "steps to success", "final eval success", "teacher success first -> last",
+         "plan accuracy last", "adapter v"],
+        [[r["env"], r["arm"], r["seed"], r["steps_to_success"], r["final_eval_success"],
+          f"{r['teacher_success_first']} -> {r['teacher_success_last']}", r["top1_accuracy_last"],
+          r["adapter_version"]] for r in results])
+    write_plot(curves, out / "teacher_vs_steps.png")
+    report = {"date": today(), "machine": machine(), "load_average_after": load_average(), "configs": configs,
+              "seeds": seeds, "steps": args.steps, "results": results, "curves": curves}
+    (out / "results.json").write_text(json.dumps(report, indent=2, default=float))
+    (out / "table.md").write_text(table + "\n")
+    print(table)
+    print(f"plot: {out / 'teacher_vs_steps.png'}")
+    return 0

@@ -1,0 +1,112 @@
+"""Adapter training pairs from the student's episodes: (the teacher's query, the plan the student succeeded with).
+
+A pair comes from one ``AdviceOutcome`` that earned credit under ``feedback.credit``, the same rule as every
+statistic of the prompt bank (``bank.trial_succeeded``):
+
+* ``credit="episode"``: the student completed the advised plan *and* the episode succeeded, so only plans on
+  the way to success teach the adapter (the right choice on MiniGrid, where "explore" is easy to complete and
+  does not open the door);
+* ``credit="plan"``: the student completed the advised plan, whatever the episode did.
+
+``PairLog`` keeps the distinct pairs in the feedback actor, bounded (least recently seen dropped first), each
+with the sequence number of its first appearance, so the adapter trainer fetches only what is new since its
+cursor. The log is part of the feedback actor's checkpointed state, so training data survives a resume.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterable
+from typing import Any
+
+from llmrl.feedback.bank import trial_succeeded
+from llmrl.messages import EpisodeSummary, PairBatch, TeacherQuery, TrainingPair
+
+
+def pairs_from_episode(summary: EpisodeSummary, credit: str) -> list[TrainingPair]:
+    """The pairs one episode contributes (outcomes without their query's options cannot be prompted: skipped)."""
+    out = []
+    for outcome in summary.outcomes:
+        if not outcome.options or outcome.option not in outcome.options:
+            continue
+        if trial_succeeded(outcome, summary.success, credit):
+            query = TeacherQuery(summary.family, summary.task, outcome.state_text, outcome.options, outcome.context)
+            out.append(TrainingPair(query, outcome.option))
+    return out
+
+
+def _pair_to_list(p: TrainingPair) -> list[Any]:
+    q = p.query
+    return [q.family, q.task, q.state_text, list(q.options), q.context, p.plan]
+
+
+def _pair_from_list(d: list[Any]) -> TrainingPair:
+    family, task, state, options, context, plan = d
+    return TrainingPair(TeacherQuery(family, task, state, tuple(options), context), plan)
+
+
+class PairLog:
+    """Distinct training pairs, bounded by ``max_pairs``; ``since(cursor)`` gives the ones first seen later.
+
+    The feedback actor fills it from episodes (``record``); the adapter trainer keeps its own from the batches
+    it fetches (``add``), so a restarted feedback actor does not empty the trainer's dataset.
+    """
+
+    def __init__(self, max_pairs: int, credit: str) -> None:
+        if max_pairs <= 0:
+            raise ValueError(f"max_pairs must be > 0, got {max_pairs}")
+        self.max_pairs = max_pairs
+        self.credit = credit
+        self._pairs: OrderedDict[tuple[str, ...], tuple[int, TrainingPair]] = OrderedDict()  # key -> (seq, pair)
+        self._seq = 0
+        self.episodes = 0
+        self.duplicates = 0  # pairs seen again (they refresh recency, not the cursor)
+
+    def record(self, summaries: list[EpisodeSummary]) -> int:
+        """Add the pairs of these episodes; returns how many were new."""
+        new = 0
+        for s in summaries:
+            self.episodes += 1
+            new += self.add(pairs_from_episode(s, self.credit))
+        return new
+
+    def add(self, pairs: Iterable[TrainingPair]) -> int:
+        """Add pairs (a pair seen before only becomes the most recent); returns how many were new."""
+        new = 0
+        for pair in pairs:
+            key = pair.key()
+            if key in self._pairs:
+                self._pairs.move_to_end(key)
+                self.duplicates += 1
+                continue
+            self._seq += 1
+            self._pairs[key] = (self._seq, pair)
+            new += 1
+        while len(self._pairs) > self.max_pairs:
+            self._pairs.popitem(last=False)
+        return new
+
+    def pairs(self) -> list[TrainingPair]:
+        return [p for _, p in self._pairs.values()]
+
+    def since(self, cursor: int) -> PairBatch:
+        fresh = sorted(((seq, p) for seq, p in self._pairs.values() if seq > cursor), key=lambda sp: sp[0])
+        return PairBatch(pairs=tuple(p for _, p in fresh), cursor=self._seq, episodes=self.episodes,
+                         total_pairs=len(self._pairs))
+
+    def __len__(self) -> int:
+        return len(self._pairs)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"seq": self._seq, "episodes": self.episodes, "credit": self.credit,
+                "pairs": [[seq, *_pair_to_list(p)] for seq, p in self._pairs.values()]}
+
+    def load_state_dict(self, d: dict[str, Any]) -> None:
+        self._pairs.clear()
+        for seq, *rest in d.get("pairs", []):
+            pair = _pair_from_list(rest)
+            self._pairs[pair.key()] = (int(seq), pair)
+        self._seq = int(d.get("seq", 0))
+        self.episodes = int(d.get("episodes", 0))
+        while len(self._pairs) > self.max_pairs:
+            self._pairs.popitem(last=False)

@@ -1,0 +1,69 @@
+"""Adapter training pairs: which outcomes become pairs (credit), de-duplication, bounds, the cursor, checkpoints."""
+
+from __future__ import annotations
+
+import pytest
+from adapter_episodes import DOOR_STATE, KEY_STATE, OPTIONS, episode, outcome, pair
+
+from llmrl.config import FeedbackConfig
+from llmrl.feedback.actor import PAIRS_KEY, FeedbackService
+from llmrl.feedback.pairs import PairLog, pairs_from_episode
+
+
+def test_episode_credit_takes_completed_plans_of_successful_episodes_only():
+    won = episode(True, outcome(KEY_STATE, OPTIONS[1], 2), outcome(DOOR_STATE, OPTIONS[2], 1))
+    lost = episode(False, outcome(KEY_STATE, OPTIONS[0], 1, 1))
+    pairs = pairs_from_episode(won, "episode")
+    assert [(p.query.state_text, p.plan) for p in pairs] == [(KEY_STATE, OPTIONS[1])]  # the unfinished plan is out
+    assert pairs[0].query.options == OPTIONS and pairs[0].query.family == "minigrid"
+    assert pairs_from_episode(lost, "episode") == []
+
+
+def test_plan_credit_takes_completed_plans_whatever_the_episode():
+    lost = episode(False, outcome(KEY_STATE, OPTIONS[0], 1, 1), outcome(DOOR_STATE, OPTIONS[2], 0))
+    assert [p.plan for p in pairs_from_episode(lost, "plan")] == [OPTIONS[0]]
+
+
+def test_outcomes_without_their_query_are_not_pairs():
+    # No options recorded (an older runner), or a plan that is not among them: no prompt can be rebuilt.
+    ep = episode(True, outcome(KEY_STATE, OPTIONS[1], 2, options=()), outcome(KEY_STATE, "fly", 2))
+    assert pairs_from_episode(ep, "episode") == []
+
+
+def test_log_deduplicates_bounds_and_serves_what_is_new_since_a_cursor():
+    log = PairLog(max_pairs=2, credit="episode")
+    assert log.add([pair(KEY_STATE, OPTIONS[1]), pair(KEY_STATE, OPTIONS[1])]) == 1
+    first = log.since(0)
+    assert len(first.pairs) == 1 and first.cursor == 1 and log.duplicates == 1
+    assert log.add([pair(DOOR_STATE, OPTIONS[2]), pair(KEY_STATE, OPTIONS[0])]) == 2
+    assert len(log) == 2  # bounded: the least recently seen pair went
+    assert [p.plan for p in log.since(first.cursor).pairs] == [OPTIONS[2], OPTIONS[0]]
+    assert log.since(log.since(0).cursor).pairs == ()
+
+
+def test_log_state_round_trips():
+    log = PairLog(10, "episode")
+    log.record([episode(True, outcome(KEY_STATE, OPTIONS[1], 2))])
+    again = PairLog(10, "episode")
+    again.load_state_dict(log.state_dict())
+    assert again.pairs() == log.pairs() and again.since(0) == log.since(0)
+
+
+def test_feedback_actor_keeps_pairs_only_with_the_adapter_and_checkpoints_them():
+    cfg = FeedbackConfig(credit="episode", publish_every=1)
+    off = FeedbackService(cfg, "task")
+    off.record([episode(True, outcome(KEY_STATE, OPTIONS[1], 2))])
+    assert off.pairs_since(0).pairs == () and PAIRS_KEY not in off.state_dict()
+    on = FeedbackService(cfg, "task", max_pairs=100)
+    on.record([episode(True, outcome(KEY_STATE, OPTIONS[1], 2)), episode(False)])
+    batch = on.pairs_since(0)
+    assert len(batch.pairs) == 1 and batch.episodes == 2
+    restored = FeedbackService(cfg, "task", max_pairs=100)
+    restored.load_state_dict(on.state_dict())
+    assert restored.pairs_since(0) == batch
+    assert restored.bank.episodes == 2
+
+
+def test_bad_bound_is_refused():
+    with pytest.raises(ValueError, match="max_pairs"):
+        PairLog(0, "plan")

@@ -1,0 +1,117 @@
+"""The adapter trainer in-process on the tiny LM: it fine-tunes a real LoRA on the feedback actor's pairs, keeps a
+version only when the held-out loss improves, counts every fault and keeps the version in service."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from adapter_episodes import DOOR_STATE, KEY_STATE, OPTIONS, episode, outcome
+
+from llmrl.adapter.trainer import AdapterTrainer
+from llmrl.adapter.versions import latest_adapter, read_version
+from llmrl.config import AdapterConfig, FeedbackConfig
+from llmrl.feedback.actor import FeedbackService
+
+# Small and fast: the tiny LM has width 64; a high learning rate so one epoch moves the held-out loss.
+CFG = AdapterConfig(enabled=True, r=4, alpha=8, lr=3e-2, epochs=3, batch_size=4, min_new_pairs=1,
+                    train_every_episodes=1, heldout_frac=0.3, dropout=0.0)
+STATES = [f"Agent sees <key>, holds <nothing>. Agent is at row {i} column {j}." for i in range(3) for j in range(3)]
+
+
+def feedback_with_successes(n_states: int = 9) -> FeedbackService:
+    """Successful episodes in which the student completed "go to key, pick up key" in every state."""
+    fb = FeedbackService(FeedbackConfig(credit="episode", publish_every=1), "Open the door.", max_pairs=100)
+    fb.record([episode(True, outcome(s, OPTIONS[1], 2)) for s in STATES[:n_states]])
+    return fb
+
+
+def make_trainer(tmp_path, tiny_lm_dir, fb, cfg=CFG) -> AdapterTrainer:
+    return AdapterTrainer(cfg, tiny_lm_dir, str(tmp_path), fb, autostart=False)
+
+
+def test_a_fine_tune_that_improves_becomes_version_1(tmp_path, tiny_lm_dir):
+    trainer = make_trainer(tmp_path, tiny_lm_dir, feedback_with_successes())
+    assert trainer.poll_once() == 9 and trainer.due()
+    assert trainer.train_now() == "accepted"
+    v1 = latest_adapter(tmp_path)
+    assert v1 is not None and v1.version == 1 and trainer.latest() == v1
+    assert v1.base_model == tiny_lm_dir and v1.pairs_used == 6 and math.isfinite(v1.heldout_loss)
+    stats = trainer.stats()
+    assert (stats.attempts, stats.accepted, stats.version, stats.pairs) == (1, 1, 1, 9)
+    # A restarted trainer continues from the version on disk, with its counters.
+    again = make_trainer(tmp_path, tiny_lm_dir, feedback_with_successes())
+    assert again.latest() == v1 and again.stats().version == 1
+    assert (again.stats().attempts, again.stats().accepted) == (1, 1) and again.stats().train_s > 0
+
+
+def test_a_fine_tune_that_does_not_improve_is_rejected(tmp_path, tiny_lm_dir):
+    trainer = make_trainer(tmp_path, tiny_lm_dir, feedback_with_successes(), AdapterConfig(
+        enabled=True, r=4, lr=1e-12, batch_size=4, min_new_pairs=1, heldout_frac=0.3))
+    trainer.poll_once()
+    assert trainer.train_now() == "rejected"  # a learning rate of 1e-12 cannot lower the loss
+    assert latest_adapter(tmp_path) is None and trainer.stats().rejected == 1
+
+
+def test_too_few_pairs_is_counted_not_trained(tmp_path, tiny_lm_dir):
+    trainer = make_trainer(tmp_path, tiny_lm_dir, feedback_with_successes(1))
+    trainer.poll_once()
+    assert trainer.train_now() == "no_pairs"
+    assert trainer.stats().no_pairs == 1 and trainer.stats().attempts == 0
+
+
+def test_nan_and_out_of_memory_keep_the_version_in_service(tmp_path, tiny_lm_dir, monkeypatch):
+    from llmrl.adapter.finetune import LoraFineTuner
+
+    trainer = make_trainer(tmp_path, tiny_lm_dir, feedback_with_successes())
+    trainer.poll_once()
+    assert trainer.train_now() == "accepted"
+    v1 = read_version(latest_adapter(tmp_path).path)
+    real = LoraFineTuner._batch_loss
+    monkeypatch.setattr(LoraFineTuner, "_batch_loss", lambda self, batch: real(self, batch) * float("nan"))
+    assert trainer.train_now() == "diverged"
+
+    def oom(self, examples):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(LoraFineTuner, "_batch_loss", real)
+    monkeypatch.setattr(LoraFineTuner, "train", oom)
+    assert trainer.train_now() == "out_of_memory"
+    stats = trainer.stats()
+    assert (stats.diverged, stats.out_of_memory, stats.version) == (1, 1, 1)
+    assert latest_adapter(tmp_path) == v1
+
+
+def test_a_base_model_that_will_not_load_is_counted(tmp_path):
+    trainer = make_trainer(tmp_path, str(tmp_path / "no-model"), feedback_with_successes())
+    trainer.poll_once()
+    assert trainer.train_now() == "failed"
+    assert trainer.train_now() == "failed"  # reported once, not retried
+    assert trainer.stats().failed == 2
+
+
+def test_a_restarted_feedback_actor_is_read_again_from_the_start(tmp_path, tiny_lm_dir):
+    trainer = make_trainer(tmp_path, tiny_lm_dir, feedback_with_successes(4))
+    assert trainer.poll_once() == 4
+    trainer._feedback = feedback_with_successes(2)  # fewer episodes: a fresh actor re-seeded from a checkpoint
+    assert trainer.poll_once() == 0 and trainer.stats().pairs == 4
+    trainer._feedback.record([episode(True, outcome(DOOR_STATE, OPTIONS[2], 2))])
+    assert trainer.poll_once() == 1
+
+
+def test_loss_is_the_teachers_score(tiny_lm_dir):
+    """The trainer's per-pair loss is minus the hf backend's length-normalised score of that plan."""
+    from llmrl.adapter.data import pair_text
+    from llmrl.adapter.finetune import LoraFineTuner
+    from llmrl.config import HFConfig
+    from llmrl.messages import PromptBankSnapshot, TeacherQuery, TrainingPair
+    from llmrl.teacher.backends.hf import HFBackend
+
+    tuner = LoraFineTuner(tiny_lm_dir, AdapterConfig(r=4))
+    backend = HFBackend(HFConfig(model=tiny_lm_dir))
+    bank = PromptBankSnapshot(version=1, task_description="Open the door.")
+    p = TrainingPair(TeacherQuery("minigrid", "SimpleDoorKey", KEY_STATE, OPTIONS), OPTIONS[1])
+    prompt, _ = pair_text(p, bank)
+    (sums, counts), = backend._score([prompt], [OPTIONS])
+    assert tuner.loss(tuner.encode([pair_text(p, bank)])) == pytest.approx(-sums[1] / counts[1], rel=1e-4)

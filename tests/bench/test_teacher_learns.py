@@ -1,0 +1,32 @@
+"""``llmrl bench teacher-learns`` on a tiny budget with the tiny local LM: the arms run, every checkpoint's teacher
+is measured (its bank and adapter loaded), and the report, table and plot are written. Not a measurement."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from llmrl.bench.teacher_learns import main
+
+pytestmark = pytest.mark.integration
+
+CONFIG = Path(__file__).resolve().parents[2] / "configs" / "minigrid" / "simple_doorkey.yaml"
+
+
+def test_frozen_and_adapter_arms_on_a_tiny_budget(tmp_path, tiny_lm_dir):
+    overrides = ["teacher.backend=hf", f"teacher.hf.model={tiny_lm_dir}", "ppo.train_batch_size=512",
+                 "ppo.minibatch_size=128", "ppo.num_epochs=1", "run.eval_episodes=2",
+                 "resources.num_envs_per_env_runner=2", "feedback.publish_every=2", "feedback.flush_every=1",
+                 "teacher.bank_refresh_s=0", "adapter.min_new_pairs=1", "adapter.poll_s=0.2", "adapter.r=4"]
+    assert main(["--configs", str(CONFIG), "--seeds", "0", "--steps", "1024", "--checkpoint-every", "1",
+                 "--teacher-episodes", "1", "--arms", "frozen,adapter", "--out", str(tmp_path), *overrides]) == 0
+    report = json.loads((tmp_path / "results.json").read_text())
+    assert [r["arm"] for r in report["results"]] == ["frozen", "adapter"]
+    for name, points in report["curves"].items():
+        assert len(points) >= 2, name  # one measured teacher per checkpoint
+        for p in points:
+            assert 0.0 <= p["teacher_success"] <= 1.0 and p["states"] > 0 and 0.0 <= p["top1_accuracy"] <= 1.0
+    assert all(p["bank_version"] == 0 for p in report["curves"]["SimpleDoorKey-frozen-s0"])  # empty bank
+    assert (tmp_path / "teacher_vs_steps.png").stat().st_size > 0 and (tmp_path / "table.md").is_file()
