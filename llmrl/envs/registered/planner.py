@@ -13,7 +13,7 @@ Pure Python apart from the mission parser: imported in the teacher service.
 from __future__ import annotations
 
 from llmrl.envs.minigrid import planner as minigrid_planner
-from llmrl.envs.minigrid.text import Facts
+from llmrl.envs.minigrid.text import Facts, render_state_text
 from llmrl.envs.registered.mission import clauses, parse_mission
 from llmrl.envs.registered.text import parse
 
@@ -52,7 +52,9 @@ def correct_option(state_text: str, options: tuple[str, ...]) -> str:
         return whole
     if facts is None:
         return EXPLORE if EXPLORE in options or not options else options[0]
-    return minigrid_planner.correct_option(state_text[state_text.find("Agent sees"):], options)
+    # MiniGrid's rules go to a ball first (GoToRedBall); in a goal-reaching task balls are only in the way.
+    known = Facts.make([o for o in facts.seen if o.type != "ball"], facts.held)
+    return minigrid_planner.correct_option(render_state_text(known), options)
 
 
 def wrong_options(state_text: str, options: tuple[str, ...], correct: str) -> list[str]:
