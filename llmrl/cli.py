@@ -3,7 +3,7 @@
     llmrl train CONFIG [key=value ...]         train on this machine (local Ray), live progress, run folder
     llmrl eval CHECKPOINT [--episodes N]       evaluate a trained student
     llmrl eval --teacher CONFIG [key=value]    evaluate the teacher acting alone through its skills
-    llmrl bench NAME [args ...]                benchmarks: overhead, sample-efficiency, teacher, scaling, crafter
+    llmrl bench NAME [args ...]                benchmarks: overhead, sample-efficiency, teacher, scaling, crafter, envs
     llmrl make-tiny-lm DIR                     build a tiny local causal LM (for the hf backend without downloads)
 
 A bad config prints one line naming the key and exits with code 2.
@@ -26,6 +26,7 @@ BENCHMARKS = {
     "teacher": "llmrl.bench.teacher",
     "scaling": "llmrl.bench.scaling",
     "crafter": "llmrl.bench.crafter",
+    "envs": "llmrl.bench.envs",
 }
 
 
