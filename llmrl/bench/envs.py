@@ -37,7 +37,6 @@ LIMITS: tuple[tuple[str, str], ...] = (
     ("KeyInBox", "the key is hidden in a box: BabyAIBot gives up when a box is opened"),
     ("Carrying", "the object starts in the agent's hands: BabyAIBot does not solve the 'Carrying' PutNext levels"),
     ("ObstructedMaze", "keys hidden in boxes and doors blocked by balls: BabyAIBot gives up when a box is opened"),
-    ("RedBlueDoors", "mission 'open the red door then the blue door' is not one of BabyAI's forms; rules open any door"),
     ("LockedRoom", "mission names a room ('the key from the blue room'): not one of BabyAI's forms"),
     ("Playground", "no mission to carry out: an open-ended playground"),
     ("WFC", "WFC maze: the installed minigrid lacks the WFC pattern files, so the env cannot be built"),

@@ -39,6 +39,8 @@ _CLAUSES = (
     (re.compile(r"^open (.+)$"), OpenInstr),
 )
 _PUT = re.compile(r"^put (.+?) (?:next to|near) (.+)$")
+# MiniGrid's RedBlueDoors: "open the red door then the blue door" (BabyAI would say "..., then open the blue door").
+_OPEN_THEN = re.compile(r"^open (.+?) then (.+)$")
 
 
 def parse_object(text: str) -> ObjDesc | None:
@@ -76,6 +78,10 @@ def _conjunction(text: str) -> Instr | None:
 def parse_mission(mission: str) -> Instr | None:
     """The instruction tree of ``mission``; None for a mission of another form ("get to the goal")."""
     text = " ".join(mission.lower().strip().rstrip(".").split())
+    both = _OPEN_THEN.match(text)
+    if both and "," not in text:
+        first, second = parse_object(both.group(1)), parse_object(both.group(2))
+        return BeforeInstr(OpenInstr(first), OpenInstr(second)) if first is not None and second is not None else None
     for sep, seq in ((", then ", BeforeInstr), (" after you ", AfterInstr)):
         if sep in text:
             a, b = text.split(sep, 1)

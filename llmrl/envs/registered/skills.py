@@ -12,9 +12,10 @@ import re
 from dataclasses import dataclass
 
 from llmrl.envs.minigrid import skills as mg
-from llmrl.envs.minigrid.knowledge import EMPTY, Knowledge
+from llmrl.envs.minigrid.knowledge import DOOR, EMPTY, Knowledge
 from llmrl.envs.minigrid.plans import Step, parse_plan, parse_target
 
+_OPEN = 0  # MiniGrid's door state index of an open door
 _PUT = re.compile(r"^\s*put (.+?) (?:next to|near) (.+?)\s*$")
 
 
@@ -67,10 +68,30 @@ def put_action(step: PutNext, kn: Knowledge) -> int | None:
     return mg._navigate(kn, goal) if any(goal) else None
 
 
+def _shut(kn: Knowledge, target: str) -> list[tuple[int, int]]:
+    return [(x, y) for x, y in mg._locate(kn, target) if kn.cells[x, y, 0] == DOOR and kn.cells[x, y, 2] != _OPEN]
+
+
+def open_done(step: Step, kn: Knowledge) -> bool:
+    """Every known door of the name is open. MiniGrid's "any is open" would stop at the first of two doors of one
+    colour (MultiRoom) and its skill could walk back to toggle the open one shut."""
+    return bool(mg._locate(kn, step.target)) and not _shut(kn, step.target)
+
+
+def open_action(step: Step, kn: Knowledge) -> int | None:
+    shut = _shut(kn, step.target)
+    if mg._front(kn) in shut:
+        return mg.TOGGLE
+    goal = mg._facing_goal(kn, shut)
+    return mg._navigate(kn, goal) if any(goal) else None
+
+
 def _done(steps: tuple[Step | PutNext, ...], i: int, kn: Knowledge) -> bool:
     step = steps[i]
     if isinstance(step, PutNext):
         return put_done(step, kn)
+    if step.verb == "open" and step.target is not None:
+        return open_done(step, kn)
     following = steps[i + 1] if i + 1 < len(steps) and isinstance(steps[i + 1], Step) else None
     return mg.step_done(step, kn, following)
 
@@ -88,7 +109,9 @@ def first_unfinished_action(steps: tuple[Step | PutNext, ...], kn: Knowledge) ->
     if i >= len(steps):
         return None
     step = steps[i]
-    return put_action(step, kn) if isinstance(step, PutNext) else mg.step_action(step, kn)
+    if isinstance(step, PutNext):
+        return put_action(step, kn)
+    return open_action(step, kn) if step.verb == "open" and step.target is not None else mg.step_action(step, kn)
 
 
 def progress(steps: tuple[Step | PutNext, ...], kn: Knowledge) -> tuple[int, int]:

@@ -48,6 +48,7 @@ def test_max_steps_zero_is_only_for_registered_ids():
     ("open the red door after you pick up a red key", AfterInstr, ["pick up red key", "open red door"]),
     ("you must fetch a green ball", PickupInstr, ["pick up green ball"]),  # MiniGrid Fetch
     ("put the green ball near the grey key", PutNextInstr, ["put green ball next to grey key"]),  # PutNear
+    ("open the red door then the blue door", BeforeInstr, ["open red door", "open blue door"]),  # RedBlueDoors
 ])
 def test_mission_forms(mission, kind, steps):
     instr = parse_mission(mission)
