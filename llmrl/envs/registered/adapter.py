@@ -7,7 +7,8 @@ The whole-mission plan is carried out by minigrid's ``BabyAIBot`` (it solves the
 whose mission has BabyAI's form get their instructions from ``mission.parse_mission``). The bot is stateful:
 it is created the first time the plan is asked for in an episode and then told every action taken
 (``replan(action)``), as BabyAI's DAgger-style use intends, so it stays right when the student deviates. If it
-gives up (it raises when a box it relied on was opened, and asserts on a few bonus levels) the plan has no
+gives up (it raises when a box it relied on was opened, asserts on a few bonus levels, and is cut off after
+``MAX_BOT_SEARCHES_PER_STEP`` searches in one step, where it would otherwise loop forever) the plan has no
 action for the rest of the episode (``bot_failures`` counts it). Other plans use the map-based skills.
 """
 
@@ -27,6 +28,13 @@ from llmrl.envs.registered import planner, skills, text
 from llmrl.envs.registered.mission import parse_mission
 
 logger = logging.getLogger(__name__)
+# BabyAIBot re-plans in a loop without bound; on a few layouts (BabyAI-UnlockToUnlock seed 4) it explores forever
+# within one call. A step normally takes a handful of its searches; past this many it has given up in effect.
+MAX_BOT_SEARCHES_PER_STEP = 200
+
+
+class BotStuck(RuntimeError):
+    """BabyAIBot spent ``MAX_BOT_SEARCHES_PER_STEP`` searches on one step."""
 
 
 def make_env(cfg: EnvConfig) -> gymnasium.Env:
@@ -79,7 +87,21 @@ class RegisteredTask(MiniGridTask):
         self.raw.instrs = instrs
         return instrs
 
+    def _new_bot(self) -> BabyAIBot:
+        bot = BabyAIBot(self.raw)
+        search = bot._breadth_first_search
+
+        def bounded(*args: Any, **kwargs: Any) -> Any:
+            self._bot_searches += 1
+            if self._bot_searches > MAX_BOT_SEARCHES_PER_STEP:
+                raise BotStuck(f"more than {MAX_BOT_SEARCHES_PER_STEP} searches in one step")
+            return search(*args, **kwargs)
+
+        bot._breadth_first_search = bounded
+        return bot
+
     def _replan(self, action: int | None) -> int | None:
+        self._bot_searches = 0
         try:
             return int(self._bot.replan(action))
         except Exception as exc:  # noqa: BLE001 - the bot raises or asserts where it cannot plan; count it
@@ -93,7 +115,7 @@ class RegisteredTask(MiniGridTask):
             if self._instructions() is None:
                 self._bot_dead = True
                 return None
-            self._bot = BabyAIBot(self.raw)
+            self._bot = self._new_bot()
             self._bot_action = self._replan(None)
         return self._bot_action
 

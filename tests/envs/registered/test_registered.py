@@ -161,3 +161,15 @@ def test_observation_grid_takes_its_size_from_the_env():
     t = make_task(EnvConfig(name="BabyAI-BossLevel-v0", max_steps=0, egocentric=False), 0)
     obs, _ = t.reset(seed=0)
     assert obs["grid"].shape == (22, 22, 4) and t.observation_space["grid"].shape == (22, 22, 4)
+
+
+def test_a_bot_that_would_plan_forever_is_cut_off_and_counted():
+    """BabyAIBot explores forever within one call on this layout; the step returns and the plan has no action."""
+    t = make_task(EnvConfig(name="BabyAI-UnlockToUnlock-v0", max_steps=0), 0)
+    t.reset(seed=4)
+    done = False
+    while not done:
+        action = t.option_action(planner.correct_option(t.state_text(), t.options()))
+        _, _, term, trunc, _ = t.step(2 if action is None else action)
+        done = term or trunc
+    assert t.bot_failures == 1 and t.option_action(t._mission_plan) is None
