@@ -33,7 +33,8 @@ from llmrl.messages import PromptBankSnapshot, TeacherQuery
 # Why a plan-and-skill teacher cannot help, for the envs where that is so (checked by name, shown when it fails).
 LIMITS: tuple[tuple[str, str], ...] = (
     ("Dynamic-Obstacles", "moving obstacles: skills plan on a static map of where balls were last seen"),
-    ("Memory", "memory task: the cue is behind the agent at the end, and the text names no 'matching' object"),
+    ("Memory", "memory task: 'go to the matching object' is not one of BabyAI's forms, and no rule pairs the cue "
+               "seen at the start with its match at the end"),
     ("KeyInBox", "the key is hidden in a box: BabyAIBot gives up when a box is opened"),
     ("Carrying", "the object starts in the agent's hands: BabyAIBot does not solve the 'Carrying' PutNext levels"),
     ("ObstructedMaze", "keys hidden in boxes and doors blocked by balls: BabyAIBot gives up when a box is opened"),
@@ -114,7 +115,10 @@ def table(rows: list[dict[str, Any]]) -> str:
             note = f"CRASH {r['crash']}" + (f" ({limit_of(r['id'])})" if limit_of(r["id"]) else "")
             body.append([r["id"], None, None, None, None, None, None, None, note])
             continue
-        note = limit_of(r["id"]) if r["success"] < 0.95 else ""
+        note = ""
+        if r["success"] < 0.95:
+            gave_up = f"BabyAIBot gave up in {r['bot_failures']} episodes" if r["bot_failures"] else "not yet explained"
+            note = limit_of(r["id"]) or gave_up
         body.append([r["id"], r["success"], r["fit"], r["max_tokens"], r["max_options"], round(r["steps"], 1),
                      r["no_action"], r["bot_failures"], note])
     return markdown_table(header, body)
