@@ -92,6 +92,11 @@ def _done(steps: tuple[Step | PutNext, ...], i: int, kn: Knowledge) -> bool:
         return put_done(step, kn)
     if step.verb == "open" and step.target is not None:
         return open_done(step, kn)
+    following = steps[i + 1] if i + 1 < len(steps) else None
+    if step.verb == "go to" and isinstance(following, Step) and following.verb == "open" and following.target == step.target:
+        # The open skill walks to a shut door itself; "go to" would pick the nearest door of the name, maybe an open
+        # one, and the two steps would pull the agent back and forth.
+        return True
     following = steps[i + 1] if i + 1 < len(steps) and isinstance(steps[i + 1], Step) else None
     return mg.step_done(step, kn, following)
 

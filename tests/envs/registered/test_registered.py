@@ -65,7 +65,8 @@ def scene(rows: list[str], mission: str, carrying=None):
     t.reset()
     objects = {"#": Wall, "k": lambda: Key("blue"), "b": lambda: Ball("red"), "x": lambda: Box("grey"),
                "D": lambda: Door("yellow", is_locked=True), "d": lambda: Door("green"),
-               "o": lambda: Door("purple", is_open=True), "L": Lava, "G": Goal}
+               "o": lambda: Door("purple", is_open=True), "g": lambda: Door("green", is_open=True), "L": Lava,
+               "G": Goal}
     grid = Grid(8, 8)
     for y, row in enumerate(rows):
         for x, ch in enumerate(row):
@@ -173,3 +174,12 @@ def test_a_bot_that_would_plan_forever_is_cut_off_and_counted():
         _, _, term, trunc, _ = t.step(2 if action is None else action)
         done = term or trunc
     assert t.bot_failures == 1 and t.option_action(t._mission_plan) is None
+
+
+def test_open_goes_for_the_shut_one_of_two_doors_of_one_colour():
+    """MultiRoom: an open and a closed door of one colour; the plan opens the closed one and closes neither."""
+    t = scene(["########", "#>.....#", "#......#", "g......#", "#......#", "#......#", "#......#", "####d###"],
+              "traverse the rooms to get to the goal")
+    assert "go to green door, open green door" in t.options()
+    run_option(t, "go to green door, open green door")
+    assert t.raw.grid.get(4, 7).is_open and t.raw.grid.get(0, 3).is_open
