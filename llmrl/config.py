@@ -49,7 +49,9 @@ class EnvConfig:
     # A task of a family in llmrl.envs.registry (SimpleDoorKey, ..., Crafter), or package.module:factory for your
     # own env (docs/custom_env.md).
     name: str = "SimpleDoorKey"
-    max_steps: int = 150  # episode step limit (LLM4Teach: 150; Crafter: 10000)
+    # Episode step limit (LLM4Teach: 150; Crafter: 10000). 0: the environment's own limit, for registered
+    # MiniGrid-*/BabyAI-* ids only (configs/minigrid/registered.yaml); a registered id keeps its own view size too.
+    max_steps: int = 150
     room_min: int = 5  # LLM4Teach tasks: smallest room side
     room_max: int = 10  # LLM4Teach tasks: largest room side (also the observation grid size; TwoDoor: always 20)
     agent_view_size: int = 3  # MiniGrid egocentric view (LLM4Teach: 3)
@@ -358,13 +360,13 @@ _NON_NEGATIVE = {
     "teacher.num_gpus", "teacher.num_cpus", "teacher.max_restarts", "distill.coef_start", "distill.coef_decrement",
     "distill.coef_floor", "distill.cutoff_updates", "env.intrinsic_reward", "resources.num_env_runners",
     "resources.num_gpus", "resources.num_learners", "resources.learner_torch_threads", "resources.num_gpus_per_learner", "ppo.entropy_coeff",
-    "teacher.openai.max_retries", "teacher.openai.backoff_s", "run.seed", "teacher.seed",
+    "teacher.openai.max_retries", "teacher.openai.backoff_s", "run.seed", "teacher.seed", "env.max_steps",
     "teacher.log_hash_weights_max_mb",
     "adapter.dropout", "adapter.poll_s", "adapter.num_cpus", "adapter.num_gpus", "adapter.max_restarts",
     "adapter.seed",
 }
 _POSITIVE = {
-    "env.max_steps", "env.room_min", "env.room_max", "env.agent_view_size", "env.ask_every_k",
+    "env.room_min", "env.room_max", "env.agent_view_size", "env.ask_every_k",
     "teacher.max_batch_size", "teacher.cache_size", "teacher.client_cache_size", "teacher.num_replicas",
     "teacher.rescore_batch_size", "teacher.rescore_max_busy",
     "teacher.hf.num_samples", "teacher.hf.max_new_tokens", "teacher.vllm.num_samples", "teacher.vllm.max_model_len",
@@ -468,6 +470,9 @@ def validate(cfg: Config) -> Config:
     if cfg.teacher.backend == "scripted" and spec.planner is None:
         raise ConfigError(f"teacher.backend: scripted needs a scripted planner, and {cfg.env.name} has none "
                           "(family_spec.planner)")
+    if cfg.env.max_steps == 0 and not spec.env_step_limit:
+        raise ConfigError(f"env.max_steps: 0 (the environment's own limit) is only for families that keep one "
+                          f"(registered MiniGrid-*/BabyAI-* ids); {cfg.env.name} needs a limit > 0")
     if cfg.env.room_min > cfg.env.room_max:
         raise ConfigError(f"env.room_min: must be <= env.room_max ({cfg.env.room_max}), got {cfg.env.room_min}")
     style = cfg.teacher.prompt_style

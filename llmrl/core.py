@@ -93,6 +93,7 @@ class FamilySpec:
     option_word: tuple[str, str] = ("plan", "plans")  # (singular, plural) of an option in LM prompts
     # The task-prompt styles (``teacher.prompt_style``) its tasks write, ``task.task_description(style)``.
     prompt_styles: tuple[str, ...] = ("plain",)
+    env_step_limit: bool = False  # env.max_steps=0 keeps the environment's own step limit (registered gym ids)
     # Names an episode can unlock (``task.episode_achievements()``): logged per episode as ``llmrl/ach/<name>``.
     achievements: tuple[str, ...] = ()
     # ``(EnvConfig) -> None``: the family's own config rules; raise ``llmrl.config.ConfigError`` naming the key.

@@ -30,6 +30,7 @@ from llmrl.core import FamilySpec
 _FAMILIES: dict[str, str] = {
     "minigrid": "llmrl.envs.minigrid.family",
     "crafter": "llmrl.envs.crafter.family",
+    "registered": "llmrl.envs.registered.family",
 }
 _MAX_LISTED = 20  # an unknown name's error lists every known name up to this many, else only the closest
 _USER_NAME = re.compile(r"^[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*:[A-Za-z_]\w*$")

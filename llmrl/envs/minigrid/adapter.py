@@ -40,8 +40,13 @@ class MiniGridTask(gymnasium.Env):
     num_actions = NUM_ACTIONS
 
     def __init__(self, cfg: EnvConfig, seed: int | None = None):
+        env, self.task_spec = build_env(cfg)
+        self._attach(cfg, env, self.task_spec.colours, seed)
+
+    def _attach(self, cfg: EnvConfig, env: gymnasium.Env, colours: str, seed: int | None) -> None:
+        """Wrap ``env`` (any MiniGrid env, not yet reset); ``colours`` as in ``tasks.TaskSpec``."""
         self.task_name = cfg.name
-        self._env, self.task_spec = build_env(cfg)
+        self._env = env
         self.raw = self._env.unwrapped  # the MiniGridEnv: grid, agent pose, carried object
         side = max(self.raw.width, self.raw.height)
         self._egocentric = cfg.egocentric
@@ -49,7 +54,7 @@ class MiniGridTask(gymnasium.Env):
         self.observation_space = spaces.Dict({"grid": spaces.Box(0, 255, (obs_side, obs_side, 4), np.uint8)})
         self.action_space = spaces.Discrete(NUM_ACTIONS)
         self.knowledge = Knowledge(
-            self.raw.width, self.raw.height, side, self.raw.agent_view_size, self.task_spec.colours
+            self.raw.width, self.raw.height, side, self.raw.agent_view_size, colours
         )
         self._pending_seed = seed  # used by the first reset that is not given a seed
         self._success = False

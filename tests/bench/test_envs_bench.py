@@ -1,0 +1,38 @@
+"""``llmrl bench envs`` on a few ids: real envs, the real planner and skills, SmolLM2's tokenizer when present
+(else the words estimate, which the test then asks for), the table written where asked."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from llmrl.bench import envs
+from llmrl.cli import main as cli_main
+
+TOKENIZER = "/tmp/smollm2-135m-hf"
+
+
+def test_table_over_a_few_ids(tmp_path):
+    out = tmp_path / "envs.md"
+    counting = ["--tokenizer", TOKENIZER] if Path(TOKENIZER).exists() else ["--words"]
+    rc = cli_main(["bench", "envs", "--episodes", "2", "--ids", "BabyAI-GoToRedBallNoDists-v0",
+                   "MiniGrid-Unlock-v0", "MiniGrid-MemoryS7-v0", "--out", str(out), *counting])
+    text = out.read_text()
+    assert rc == 0 and "| BabyAI-GoToRedBallNoDists-v0 | 1 | 1 |" in text and "| MiniGrid-Unlock-v0 | 1 | 1 |" in text
+    assert "MiniGrid-MemoryS7-v0" in text and "load" in text and "--episodes 2" in text
+
+
+def test_a_tiny_prompt_budget_is_reported_as_not_fitting():
+    row = envs.run_id("MiniGrid-Unlock-v0", 1, lambda text: len(text.split()), max_prompt_tokens=10)
+    assert row["crash"] is None and row["fit"] == 0 and row["max_tokens"] > 10
+
+
+def test_unknown_id_is_a_one_line_error(capsys):
+    assert cli_main(["bench", "envs", "--ids", "MiniGrid-Nope-v0", "--words"]) == 2
+    assert "unknown ids MiniGrid-Nope-v0" in capsys.readouterr().err
+
+
+def test_every_known_limit_names_a_registered_family_of_ids():
+    from llmrl.envs.registered.family import registered_ids
+
+    for key, _ in envs.LIMITS:
+        assert any(key in i for i in registered_ids()), key
