@@ -18,12 +18,12 @@ The teacher is measured in-process (a ``TeacherService`` on one event loop, no R
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 from pathlib import Path
 from typing import Any
 
 from llmrl.bench.runs import load_average, machine, markdown_table, today, train_run
+from llmrl.bench.teacher_quality import LocalAdvice
 from llmrl.config import Config, load_config
 from llmrl.messages import Advice, PromptBankSnapshot, TeacherQuery
 
@@ -35,27 +35,19 @@ ARMS: dict[str, list[str]] = {
 }
 
 
-class RecordingSource:
-    """A synchronous ``AdviceSource`` over an in-process ``TeacherService``; remembers every distinct query."""
+class RecordingSource(LocalAdvice):
+    """The in-process ``AdviceSource`` of ``teacher_quality``, also remembering every distinct query's answer."""
 
     def __init__(self, service: Any) -> None:
-        self.service = service
-        self.loop = asyncio.new_event_loop()
+        super().__init__(service)
         self.queries: dict[tuple, TeacherQuery] = {}
         self.answers: dict[tuple, Advice] = {}
 
     def request(self, query: TeacherQuery) -> Advice | None:
-        (advice,) = self.loop.run_until_complete(self.service.advise([query]))
+        advice = self.advise(query)
         self.queries[query.key()] = query
         self.answers[query.key()] = advice
         return advice if advice.has_advice else None
-
-    def stats(self) -> dict[str, float]:
-        return {}
-
-    def close(self) -> None:
-        self.loop.run_until_complete(self.service.close())
-        self.loop.close()
 
 
 def plan_accuracy(source: RecordingSource, cfg: Config) -> dict[str, float]:
@@ -68,7 +60,7 @@ def plan_accuracy(source: RecordingSource, cfg: Config) -> dict[str, float]:
     if not keys:
         return {"states": 0, "top1_accuracy": float("nan"), "p_correct": float("nan")}
     planner = ScriptedBackend(TeacherConfig(backend="scripted", error_rate=0.0), 0)
-    truth = source.loop.run_until_complete(
+    truth = source.run(
         planner.advise([source.queries[k] for k in keys], PromptBankSnapshot(0, "")))
     hits, mass = 0, 0.0
     for k, right in zip(keys, truth):
@@ -97,7 +89,7 @@ def teacher_at_checkpoint(cfg: Config, checkpoint: Path, episodes: int) -> dict[
         service.set_bank(_snapshot_from_dict(state["published"], state["task_description"]))
     source = RecordingSource(service)
     adapter = latest_adapter(checkpoint)
-    if adapter is not None and not source.loop.run_until_complete(service.load_adapter(adapter)):
+    if adapter is not None and not source.run(service.load_adapter(adapter)):
         raise RuntimeError(f"{checkpoint}: its adapter v{adapter.version} did not load")
     rng = np.random.default_rng(cfg.run.seed)
     env = TeacherGuidedEnv(make_task(cfg.env, None), cfg, source, None, seed=cfg.run.seed)

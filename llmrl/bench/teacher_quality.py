@@ -60,9 +60,16 @@ class LocalAdvice:
         advice = self.advise(query)
         return advice if advice.has_advice else None
 
+    def run(self, coroutine: Any) -> Any:
+        """Run one of the service's coroutines on this source's event loop (the service's tasks live there)."""
+        return self._loop.run_until_complete(coroutine)
+
+    def note_advised_step(self, advice: Advice) -> None:
+        """Nothing to count: in process every answer is waited for under the bank in use, so none is stale."""
+
     def advise(self, query: TeacherQuery) -> Advice:
         """The service's answer, without recording a visit (repeated states come from its cache)."""
-        return self._loop.run_until_complete(self.service.advise([query]))[0]
+        return self.run(self.service.advise([query]))[0]
 
     def stats(self) -> dict[str, float]:
         s = self.service.stats()
