@@ -253,7 +253,10 @@ class TeacherService:
 
     def _adopt(self, bank: PromptBankSnapshot, rescore_s: float = 0.0) -> None:
         self.bank = bank
-        self._adopted_at = time.monotonic()
+        # The initial bank (version 0: the task description the driver installs) makes nothing cached stale, so
+        # it does not start the rate limit: the first published version still comes at once.
+        if bank.version > 0:
+            self._adopted_at = time.monotonic()
         self._last_rescore_s = rescore_s
         if self._next_bank is not None and self._next_bank.version <= bank.version:
             self._next_bank = None
