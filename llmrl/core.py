@@ -190,3 +190,13 @@ def teacher_action_distribution(
     if total <= 0:
         return None
     return probs / total
+
+
+def gym_stepper(env: Any, seed: int) -> tuple[Callable[[], Any], Callable[[int], bool], int]:
+    """A gymnasium env as ``FamilySpec.raw_stepper``'s (reset, step -> episode over, number of actions)."""
+
+    def step(action: int) -> bool:
+        _, _, terminated, truncated, _ = env.step(action)
+        return terminated or truncated
+
+    return (lambda: env.reset(seed=seed)), step, int(env.action_space.n)

@@ -23,4 +23,4 @@ def vllm_api():
     except ImportError as exc:
         if REQUIRED:
             pytest.fail(f"LLMRL_VLLM_CONTRACT=1 but the backend's vllm imports fail: {exc}")
-        pytest.skip("vllm is not installed here: the contract tests run in .ci/vllm_contract")
+        pytest.skip("needs the real vllm wheel, installed only in the contract venv: run bash .ci/vllm_contract")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from llmrl.core import ASK_ON_TEXT_CHANGE, FamilySpec
+from llmrl.core import ASK_ON_TEXT_CHANGE, FamilySpec, gym_stepper
 
 # LLM4Teach's tasks, built here (tasks.py); TwoDoor's room is fixed (side 20), the others draw it from room_min..max.
 LLM4TEACH_TASKS = ("SimpleDoorKey", "LavaDoorKey", "ColoredDoorKey", "TwoDoor")
@@ -45,12 +45,7 @@ def _raw_stepper(cfg: Any, seed: int) -> tuple[Any, Any, int]:
     from llmrl.envs.minigrid.tasks import build_env
 
     env, _ = build_env(cfg)
-
-    def step(a: int) -> bool:
-        _, _, terminated, truncated, _ = env.step(a)
-        return terminated or truncated
-
-    return (lambda: env.reset(seed=seed)), step, int(env.action_space.n)
+    return gym_stepper(env, seed)
 
 
 SPEC = FamilySpec(

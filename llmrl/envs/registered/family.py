@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from llmrl.core import ASK_ON_TEXT_CHANGE, FamilySpec
+from llmrl.core import ASK_ON_TEXT_CHANGE, FamilySpec, gym_stepper
 
 PREFIXES = ("MiniGrid-", "BabyAI-")
 NUM_ACTIONS = 7  # MiniGrid: left, right, forward, pickup, drop, toggle, done
@@ -40,12 +40,7 @@ def _raw_stepper(cfg: Any, seed: int) -> tuple[Any, Any, int]:
 
     kwargs = {"max_steps": cfg.max_steps} if cfg.max_steps else {}
     env = gymnasium.make(cfg.name, **kwargs)
-
-    def step(a: int) -> bool:
-        _, _, terminated, truncated, _ = env.step(a)
-        return terminated or truncated
-
-    return (lambda: env.reset(seed=seed)), step, int(env.action_space.n)
+    return gym_stepper(env, seed)
 
 
 SPEC = FamilySpec(
