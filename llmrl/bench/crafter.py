@@ -32,9 +32,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from llmrl.bench.runs import finished_run, latest_checkpoint, load_average, machine, markdown_table, today, train_run
+from llmrl.bench.runs import finished_run, load_average, machine, markdown_table, today, train_run
 from llmrl.config import load_config
 from llmrl.envs.registry import family_spec
+from llmrl.training.checkpoint import newest_checkpoint
 
 ACHIEVEMENTS = family_spec("Crafter").achievements
 ARMS: dict[str, list[str]] = {"guided": ["teacher.backend=scripted"], "off": ["teacher.backend=off"]}
@@ -176,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
         for arm in args.arms:
             name = f"{arm}-s{seed}"
             finished = finished_run(out / "runs" / name, args.steps) if args.resume else None
-            resume = latest_checkpoint(out / "runs" / name) if args.resume and finished is None else None
+            resume = newest_checkpoint(out / "runs" / name) if args.resume and finished is None else None
             print(f"== {arm}, seed {seed}, {args.steps} env steps"
                   + (", finished in an earlier leg" if finished else f", resuming {resume}" if resume else ""),
                   flush=True)

@@ -53,12 +53,6 @@ def last_per_iteration(rows: list[dict]) -> list[dict]:
     return list({row["iteration"]: row for row in rows}.values())
 
 
-def latest_checkpoint(run_dir: Path) -> Path | None:
-    """The newest complete checkpoint of a run folder (half-written ones end in .tmp), or None."""
-    done = sorted(p for p in (run_dir / "checkpoints").glob("iter_*") if p.is_dir() and not p.name.endswith(".tmp"))
-    return done[-1] if done else None
-
-
 def train_or_reuse(config: str, overrides: list[str], out_dir: Path, name: str, reuse: bool
                    ) -> tuple[dict[str, Any], list[dict]]:
     """``train_run``, or with ``reuse`` the run already finished in ``out_dir/name`` (its summary.json read back).

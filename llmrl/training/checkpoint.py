@@ -30,6 +30,14 @@ def run_dir_of(checkpoint: Path) -> Path:
     return checkpoint.resolve().parent.parent
 
 
+def newest_checkpoint(run_dir: Path) -> Path | None:
+    """A run folder's newest complete checkpoint, or None. Not a "<name>.tmp" folder, nor one without its loop
+    state: that is a checkpoint still being written (see save_checkpoint)."""
+    done = sorted(p for p in (run_dir / "checkpoints").glob("iter_*")
+                  if p.name.removeprefix("iter_").isdigit() and (p / LOOP_STATE).is_file())
+    return done[-1] if done else None
+
+
 def config_of_checkpoint(checkpoint: Path, overrides: Iterable[str] = ()) -> Config:
     """The run's resolved config, plus ``overrides`` (e.g. a model folder that has moved since)."""
     cfg_file = run_dir_of(checkpoint) / RUN_CONFIG

@@ -16,7 +16,7 @@ from typing import Any
 
 from llmrl.config import Config, ConfigError, load_config
 from llmrl.messages import PromptBankSnapshot
-from llmrl.training.checkpoint import BANK_STATE, LOOP_STATE, config_of_checkpoint
+from llmrl.training.checkpoint import BANK_STATE, LOOP_STATE, config_of_checkpoint, newest_checkpoint
 
 logger = logging.getLogger(__name__)
 
@@ -48,12 +48,10 @@ def latest_checkpoint(path: Path) -> Path:
     """``path`` itself if it is a checkpoint; for a run folder, its newest checkpoint."""
     if (path / LOOP_STATE).is_file():
         return path
-    # Not a "<name>.tmp" folder: that is a checkpoint still being written (see checkpoint.save_checkpoint).
-    found = sorted(p for p in (path / "checkpoints").glob("iter_*")
-                   if p.name.removeprefix("iter_").isdigit() and (p / LOOP_STATE).is_file())
-    if not found:
+    found = newest_checkpoint(path)
+    if found is None:
         raise FileNotFoundError(f"'{path}' is neither an llmrl checkpoint nor a run folder with checkpoints")
-    return found[-1]
+    return found
 
 
 def teacher_of_checkpoint(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> TeacherSetup:

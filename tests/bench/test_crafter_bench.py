@@ -46,12 +46,15 @@ def test_arms_average_over_seeds_and_tables_show_both(tmp_path):
 
 
 def test_a_leg_resumes_from_the_newest_complete_checkpoint_and_replaces_repeated_iterations(tmp_path):
-    from llmrl.bench.runs import last_per_iteration, latest_checkpoint
+    from llmrl.bench.runs import last_per_iteration
+    from llmrl.training.checkpoint import LOOP_STATE, newest_checkpoint
 
-    assert latest_checkpoint(tmp_path / "never-ran") is None
+    assert newest_checkpoint(tmp_path / "never-ran") is None
     for name in ("iter_000010", "iter_000020", "iter_000030.tmp"):
         (tmp_path / "checkpoints" / name).mkdir(parents=True)
-    assert latest_checkpoint(tmp_path) == tmp_path / "checkpoints" / "iter_000020"
+        (tmp_path / "checkpoints" / name / LOOP_STATE).write_text("{}")
+    (tmp_path / "checkpoints" / "iter_000040").mkdir()  # its loop state not yet written: still being saved
+    assert newest_checkpoint(tmp_path) == tmp_path / "checkpoints" / "iter_000020"
     # Iterations 21-22 were logged, the leg died, the next leg resumed from iteration 20 and logged 21-23.
     rows = [{"iteration": i, "leg": 1} for i in (20, 21, 22)] + [{"iteration": i, "leg": 2} for i in (21, 22, 23)]
     assert last_per_iteration(rows) == [{"iteration": 20, "leg": 1}, {"iteration": 21, "leg": 2},

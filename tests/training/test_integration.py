@@ -120,14 +120,16 @@ def test_cli_eval_teacher_alone(tmp_path):
 
 
 def test_cli_eval_teacher_of_a_checkpoint_uses_its_prompt_bank(scripted_run):
-    bank = json.loads(Path(scripted_run["checkpoint"], "prompt_bank.json").read_text())
+    # A run folder means its newest checkpoint. The resume test may have appended checkpoints to this run folder
+    # (it continues the same run), so the newest is looked up rather than taken from the first run's summary.
+    newest = sorted(Path(scripted_run["run_dir"], "checkpoints").glob("iter_*"))[-1]
+    bank = json.loads((newest / "prompt_bank.json").read_text())
     out = subprocess.run(
         [sys.executable, "-m", "llmrl.cli", "eval", "--teacher", scripted_run["run_dir"], "--episodes", "2"],
         capture_output=True, text=True, timeout=300, check=True,
     )
     result = json.loads(out.stdout[out.stdout.index("{"):])
-    # A run folder means its newest checkpoint, the one the run ended with.
-    assert result["teacher_of"] == f"checkpoint {Path(scripted_run['checkpoint']).resolve()}"
+    assert result["teacher_of"] == f"checkpoint {newest.resolve()}"
     assert result["bank_version"] == bank["published"]["version"] >= 1
     assert result["success"] == 1.0
 
