@@ -4,7 +4,8 @@ Each of K trials is one short real training run (SimpleDoorKey, scripted teacher
 a seeded random moment (a delay after the first iteration's metrics row):
 
 * ``teacher``, ``feedback``, ``adapter_trainer``, ``env_runner``: the actor's process gets SIGKILL and Ray
-  restarts it (an adapter-trainer trial is skipped when the run has no trainer);
+  restarts it (an adapter-trainer trial runs with the online adapter on, its teacher the tiny local LM;
+  ``--adapter-everywhere`` gives every trial the adapter);
 * ``driver_sigint`` (to the process group, as a terminal's Ctrl-C) and ``driver_sigterm``: the ``llmrl train``
   process is signalled, then the run is resumed from its final checkpoint (``run.resume``) to the same budget;
 * ``none``: no fault, the baseline for the bookkeeping (summaries still in flight at the end, for instance).
@@ -14,7 +15,7 @@ later row no longer builds on: a resume from an older state), feedback summaries
 but not in the final prompt bank), and whether the lambda schedule, the bank version (read from the per-iteration
 checkpoints) and the adapter version (when the metrics have one) continued.
 
-    llmrl bench faults --trials 12 --seed 0 --steps 4096 --out runs/bench-faults
+    llmrl bench faults --trials 14 --seed 0 --steps 4096 --out runs/bench-faults
 """
 
 from __future__ import annotations
@@ -66,14 +67,34 @@ def _pid_of_env_runner(ray: Any) -> int | None:
     return int(alive[0]["Pid"]) if alive else None
 
 
+def adapter_overrides(out: Path) -> list[str]:
+    """An hf teacher on the tiny local LM (built once into ``out``) with the online adapter on, tuned to train a
+    version within a 4k-step trial: the suite checks what survives a fault, not how good the teacher gets, so the
+    tiny LM is the right model (SmolLM2 would make each trial minutes longer)."""
+    from llmrl.teacher.tiny_lm import build_tiny_lm
+
+    model = out / "tiny-lm"
+    if not (model / "config.json").is_file():
+        build_tiny_lm(model)
+    return [
+        "teacher.backend=hf", f"teacher.hf.model={model}", "adapter.enabled=true",
+        # Plan credit: a barely trained student on a random LM's advice completes plans long before it solves the task.
+        "feedback.credit=plan", "adapter.min_new_pairs=2", "adapter.train_every_episodes=4", "adapter.poll_s=0.2",
+        "adapter.r=4", "adapter.alpha=8", "adapter.lr=5e-2", "adapter.epochs=3", "adapter.batch_size=4",
+        "adapter.heldout_frac=0.3",
+    ]
+
+
 @dataclass(frozen=True)
 class Fault:
-    """One kind of fault: an actor whose process is SIGKILLed (``find_pid``) or a signal to the driver."""
+    """One kind of fault: an actor whose process is SIGKILLed (``find_pid``) or a signal to the driver.
+    ``needs`` gives the overrides a run must have for the fault to exist (an adapter trainer, say)."""
 
     kind: str
     find_pid: Callable[[Config], Callable[[Any], int | None]] | None = None
     driver_signal: signal.Signals | None = None
     to_group: bool = False
+    needs: Callable[[Path], list[str]] | None = None
 
 
 # One line per fault kind. An actor joins the suite with its name (or a finder of its process).
@@ -81,8 +102,7 @@ FAULTS: dict[str, Fault] = {f.kind: f for f in (
     Fault("none"),
     Fault("teacher", find_pid=lambda cfg: _pid_of_named(cfg.teacher.actor_name)),
     Fault("feedback", find_pid=lambda cfg: _pid_of_named(cfg.feedback.actor_name)),
-    Fault("adapter_trainer", find_pid=lambda cfg: _pid_of_named(
-        getattr(getattr(cfg, "adapter", None), "actor_name", "llmrl_adapter_trainer"))),
+    Fault("adapter_trainer", find_pid=lambda cfg: _pid_of_named(cfg.adapter.actor_name), needs=adapter_overrides),
     Fault("env_runner", find_pid=lambda cfg: _pid_of_env_runner),
     Fault("driver_sigint", driver_signal=signal.SIGINT, to_group=True),
     Fault("driver_sigterm", driver_signal=signal.SIGTERM),
@@ -251,9 +271,11 @@ def driver_trial(trial: Trial, fault: Fault, config: str, overrides: list[str], 
     return assess(trial, run_dir, cfg)
 
 
-def run_trial(trial: Trial, config: str, overrides: list[str], out: Path) -> Trial:
+def run_trial(trial: Trial, config: str, overrides: list[str], out: Path, adapter_everywhere: bool = False) -> Trial:
     fault = FAULTS[trial.kind]
-    trial_overrides = [*TRIAL_OVERRIDES, *overrides, f"run.out_dir={out}", f"run.name=trial{trial.index:03d}-{trial.kind}"]
+    needs = fault.needs or (adapter_overrides if adapter_everywhere else None)
+    trial_overrides = [*TRIAL_OVERRIDES, *(needs(out) if needs else []), *overrides, f"run.out_dir={out}",
+                       f"run.name=trial{trial.index:03d}-{trial.kind}"]
     cfg = load_config(config, trial_overrides)
     shutil.rmtree(Path(cfg.run.out_dir) / cfg.run.name, ignore_errors=True)  # a rerun must not append to an old trial
     if fault.driver_signal is not None:
@@ -300,6 +322,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--kinds", default=",".join(FAULTS), help="comma-separated fault kinds")
     p.add_argument("--max-delay-s", type=float, default=8.0, help="faults land up to this long after iteration 1")
     p.add_argument("--out", default="runs/bench-faults")
+    p.add_argument("--adapter-everywhere", action="store_true",
+                   help="every trial runs the online adapter (hf teacher on the tiny LM), so that the driver and actor "
+                        "trials also show whether the adapter version continued; without it only adapter_trainer "
+                        "trials do")
     p.add_argument("overrides", nargs="*")
     args = p.parse_args(argv)
     kinds = [k for k in args.kinds.split(",") if k]
@@ -314,14 +340,14 @@ def main(argv: list[str] | None = None) -> int:
     started = time.time()
     trials = []
     for trial in schedule(kinds, args.trials, args.seed, args.max_delay_s):
-        trials.append(run_trial(trial, args.config, overrides, out))
+        trials.append(run_trial(trial, args.config, overrides, out, args.adapter_everywhere))
         t = trials[-1]
         print(f"trial {t.index} {t.kind}: injected={t.injected} survived={t.survived} lost_steps={t.env_steps_lost} "
               f"lost_summaries={t.summaries_lost:g} {t.skipped or t.error}", flush=True)
     table = markdown_table(HEADER, report(trials))
     result = {"date": today(), "machine": machine(), "load_average_after": load_average(),
               "wall_s": time.time() - started, "config": args.config, "steps": args.steps, "seed": args.seed,
-              "overrides": args.overrides, "trials": [asdict(t) for t in trials]}
+              "overrides": args.overrides, "adapter_everywhere": args.adapter_everywhere, "trials": [asdict(t) for t in trials]}
     (out / "faults.json").write_text(json.dumps(result, indent=2, default=str))
     print(table)
     print(f"written: {out / 'faults.json'}")

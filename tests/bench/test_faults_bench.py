@@ -64,3 +64,18 @@ def test_a_feedback_crash_trial_survives_and_is_counted(tmp_path):
     assert trial["restarts"]["feedback_restarts"] >= 1  # the loop counted the restart
     assert trial["lambda_continued"] and trial["bank_version_continued"]  # the recovered bank went on
     assert trial["env_steps_lost"] == 0 and trial["summaries_sent"] > 0
+
+
+def test_an_adapter_trainer_trial_runs_the_online_adapter(tmp_path):
+    from llmrl.bench.faults import DEFAULT_CONFIG, TRIAL_OVERRIDES
+    from llmrl.config import load_config
+
+    # The default config has no adapter trainer: the fault brings the overrides that give the run one.
+    needs = FAULTS["adapter_trainer"].needs
+    assert needs is not None and FAULTS["feedback"].needs is None
+    cfg = load_config(DEFAULT_CONFIG, [*TRIAL_OVERRIDES, *needs(tmp_path)])
+    assert cfg.adapter.enabled and cfg.teacher.backend == "hf"
+    assert (tmp_path / "tiny-lm" / "config.json").is_file()
+    built = (tmp_path / "tiny-lm" / "config.json").stat().st_mtime_ns
+    needs(tmp_path)  # the second trial reuses the model
+    assert (tmp_path / "tiny-lm" / "config.json").stat().st_mtime_ns == built
