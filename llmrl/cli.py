@@ -73,11 +73,12 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _one_line_errors() -> tuple[type[Exception], ...]:
+    from llmrl.adapter.versions import AdapterError
     from llmrl.models import ModelError
     from llmrl.teacher.backends import BackendError
     from llmrl.training.placement import ResourceError
 
-    return (BackendError, ModelError, ResourceError)
+    return (AdapterError, BackendError, ModelError, ResourceError)
 
 
 def _models(args: argparse.Namespace) -> int:
@@ -117,7 +118,8 @@ def main(argv: list[str] | None = None) -> int:
 
             if args.teacher:
                 setup = teacher_of(args.target, args.overrides)
-                result = {**evaluate_teacher(setup.cfg, args.episodes, setup.bank), "teacher_of": setup.origin}
+                result = {**evaluate_teacher(setup.cfg, args.episodes, setup.bank, setup.adapter),
+                          "teacher_of": setup.origin}
             else:
                 if args.overrides:
                     raise ConfigError("eval CHECKPOINT takes no key=value overrides (the run's config is used)")

@@ -23,9 +23,10 @@ from pathlib import Path
 from typing import Any
 
 from llmrl.bench.runs import load_average, machine, markdown_table, today, train_run
-from llmrl.bench.teacher_quality import LocalAdvice
+from llmrl.bench.teacher_quality import LocalAdvice, local_source
 from llmrl.config import Config, load_config
 from llmrl.messages import Advice, PromptBankSnapshot, TeacherQuery
+from llmrl.training.checkpoint import LOOP_STATE
 
 ARMS: dict[str, list[str]] = {
     "frozen": ["feedback.enabled=false"],
@@ -71,43 +72,21 @@ def plan_accuracy(source: RecordingSource, cfg: Config) -> dict[str, float]:
     return {"states": len(keys), "top1_accuracy": hits / len(keys), "p_correct": mass / len(keys)}
 
 
-def teacher_at_checkpoint(cfg: Config, checkpoint: Path, episodes: int) -> dict[str, Any]:
-    """The teacher with this checkpoint's bank and adapter, acting alone, and its plan accuracy."""
-    import numpy as np
+def teacher_at_checkpoint(checkpoint: Path, episodes: int) -> dict[str, Any]:
+    """The teacher of this checkpoint (its run's config, bank and adapter), acting alone, and its plan accuracy."""
+    from llmrl.training.evaluate import teacher_alone
+    from llmrl.training.teacher_state import teacher_of_checkpoint
 
-    from llmrl.adapter.versions import latest_adapter
-    from llmrl.envs.guided import TEACHER_PROBS, TeacherGuidedEnv
-    from llmrl.envs.registry import make_task
-    from llmrl.feedback.bank import _snapshot_from_dict
-    from llmrl.teacher.service import TeacherService
-    from llmrl.training.evaluate import run_episodes
-
-    service = TeacherService(cfg.teacher, cfg.teacher.seed)
-    bank_file = checkpoint / "prompt_bank.json"
-    if bank_file.is_file():
-        state = json.loads(bank_file.read_text())
-        service.set_bank(_snapshot_from_dict(state["published"], state["task_description"]))
-    source = RecordingSource(service)
-    adapter = latest_adapter(checkpoint)
-    if adapter is not None and not source.run(service.load_adapter(adapter)):
-        raise RuntimeError(f"{checkpoint}: its adapter v{adapter.version} did not load")
-    rng = np.random.default_rng(cfg.run.seed)
-    env = TeacherGuidedEnv(make_task(cfg.env, None), cfg, source, None, seed=cfg.run.seed)
-
-    def act(obs: Any, info: dict) -> int:
-        probs = info[TEACHER_PROBS]
-        if probs.sum() > 0:
-            return int(rng.choice(len(probs), p=probs / probs.sum()))
-        return int(rng.integers(env.num_actions))
-
+    setup = teacher_of_checkpoint(checkpoint)
+    source = local_source(setup.cfg, setup.bank, setup.adapter, kind=RecordingSource)
     try:
-        result = run_episodes(env, cfg, episodes, act, {})
-        accuracy = plan_accuracy(source, cfg)
+        result = teacher_alone(setup.cfg, episodes, source)
+        accuracy = plan_accuracy(source, setup.cfg)
     finally:
         source.close()
-    loop_state = json.loads((checkpoint / "llmrl_state.json").read_text())
-    return {"env_steps": loop_state["env_steps"], "bank_version": service.bank.version,
-            "adapter_version": adapter.version if adapter else 0, "teacher_success": result["success"], **accuracy}
+    loop_state = json.loads((checkpoint / LOOP_STATE).read_text())
+    return {"env_steps": loop_state["env_steps"], "bank_version": setup.bank.version,
+            "adapter_version": setup.adapter_version, "teacher_success": result["success"], **accuracy}
 
 
 def write_plot(curves: dict[str, list[dict]], path: Path) -> None:
@@ -156,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
                 name = f"{cfg.env.name}-{arm}-s{seed}"
                 summary, rows = train_run(config, overrides, out, name)
                 checkpoints = sorted((Path(summary["run_dir"]) / "checkpoints").glob("iter_*"))
-                points = [teacher_at_checkpoint(cfg, c, args.teacher_episodes) for c in checkpoints]
+                points = [teacher_at_checkpoint(c, args.teacher_episodes) for c in checkpoints]
                 curves[name] = points
                 evals = [r["eval_success"] for r in rows if r["eval_success"] == r["eval_success"]]
                 results.append({"env": cfg.env.name, "arm": arm, "seed": seed,

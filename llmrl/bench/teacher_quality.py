@@ -152,12 +152,18 @@ def _planner_config(cfg: Config) -> Config:
     return dataclasses.replace(cfg, teacher=dataclasses.replace(cfg.teacher, backend="scripted", error_rate=0.0))
 
 
-def _local_source(cfg: Config, bank: Any) -> LocalAdvice:
+def local_source(cfg: Config, bank: Any, adapter: Any = None, kind: type[LocalAdvice] = LocalAdvice) -> LocalAdvice:
+    """An in-process teacher service answering with ``bank`` and ``adapter`` (a refused adapter is an error)."""
     from llmrl.teacher.service import TeacherService
+    from llmrl.training.teacher_state import adapter_refused
 
     service = TeacherService(cfg.teacher, cfg.teacher.seed)
     service.set_bank(bank)
-    return LocalAdvice(service)
+    source = kind(service)
+    if adapter is not None and not source.run(service.load_adapter(adapter)):
+        source.close()
+        raise adapter_refused(adapter)
+    return source
 
 
 def success_alone(setup: Any, episodes: int) -> dict[str, Any]:
@@ -166,9 +172,10 @@ def success_alone(setup: Any, episodes: int) -> dict[str, Any]:
     ``teacher.advice_timeout_s`` becomes a random action)."""
     from llmrl.training.evaluate import teacher_alone
 
-    source = _local_source(setup.cfg, setup.bank)
+    source = local_source(setup.cfg, setup.bank, setup.adapter)
     try:
         return {**teacher_alone(setup.cfg, episodes, source), "bank_version": setup.bank.version,
+                "adapter_version": setup.adapter_version,
                 "lm": source.stats()}
     finally:
         source.close()
@@ -181,11 +188,11 @@ def measure(setup: Any, episodes: int, max_states: int = 0) -> dict[str, Any]:
 
     cfg = setup.cfg
     planner_cfg = _planner_config(cfg)
-    planner = _local_source(planner_cfg, setup.bank)
+    planner = local_source(planner_cfg, setup.bank)
     t0 = time.perf_counter()
     planner_alone = teacher_alone(planner_cfg, episodes, planner)
     planner.close()
-    teacher = _local_source(cfg, setup.bank)
+    teacher = local_source(cfg, setup.bank, setup.adapter)
     try:
         alone = teacher_alone(cfg, episodes, teacher)
         visited = {"planner": list(planner.visits.values()), "teacher": list(teacher.visits.values())}
@@ -206,8 +213,8 @@ def measure(setup: Any, episodes: int, max_states: int = 0) -> dict[str, Any]:
 
 
 def resolve(config: str, checkpoint: str | None, overrides: list[str]) -> Any:
-    """CONFIG's teacher; with CHECKPOINT, answering with that run's prompt bank (everything the checkpoint's
-    teacher carries besides its config comes along, see ``teacher_state.TeacherSetup``)."""
+    """CONFIG's teacher; with CHECKPOINT, answering with that run's prompt bank and adapter (everything the
+    checkpoint's teacher carries besides its config comes along, see ``teacher_state.TeacherSetup``)."""
     from llmrl.training.teacher_state import teacher_of_checkpoint, teacher_of_config
 
     if checkpoint is None:
@@ -269,14 +276,14 @@ def main(argv: list[str] | None = None) -> int:
         "date": today(), "machine": machine(), "load_average_before": load_before, "load_average_after": "",
         "command": "llmrl bench teacher-quality " + " ".join(argv if argv is not None else sys.argv[1:]),
         "env": setup.cfg.env.name, "family": setup.cfg.env.family, "teacher": _teacher_name(setup.cfg),
-        "teacher_of": setup.origin, "bank_version": setup.bank.version,
+        "teacher_of": setup.origin, "bank_version": setup.bank.version, "adapter_version": setup.adapter_version,
         "bank_exemplars": len(setup.bank.exemplars), "bank_feedback_lines": len(setup.bank.feedback_lines),
         **result,
     }
     if args.via_service:
         from llmrl.training.evaluate import evaluate_teacher
 
-        report["teacher_alone_via_service"] = evaluate_teacher(setup.cfg, args.episodes, setup.bank)
+        report["teacher_alone_via_service"] = evaluate_teacher(setup.cfg, args.episodes, setup.bank, setup.adapter)
     report["load_average_after"] = load_average()
     print(table(report))
     if args.via_service:

@@ -19,7 +19,7 @@ from llmrl.config import Config
 from llmrl.core import AdviceSource
 from llmrl.envs.guided import TEACHER_PROBS, TeacherGuidedEnv
 from llmrl.envs.registry import family_spec, make_task
-from llmrl.messages import PromptBankSnapshot
+from llmrl.messages import AdapterVersion, PromptBankSnapshot
 from llmrl.rl.env import env_seed
 from llmrl.training.checkpoint import config_of_checkpoint
 from llmrl.training.teacher_state import initial_bank, install_teacher, teacher_of_checkpoint
@@ -54,9 +54,9 @@ def run_episodes(
 
 
 @contextmanager
-def teacher_client(cfg: Config, bank: PromptBankSnapshot) -> Iterator[Any]:
-    """A running teacher service answering with ``bank`` (own local Ray unless one is up) and a client for it;
-    stopped on exit."""
+def teacher_client(cfg: Config, bank: PromptBankSnapshot, adapter: AdapterVersion | None = None) -> Iterator[Any]:
+    """A running teacher service answering with ``bank`` (and the LoRA ``adapter``, if given; own local Ray
+    unless one is up) and a client for it; stopped on exit."""
     import ray
 
     from llmrl.teacher.client import TeacherClient
@@ -68,7 +68,7 @@ def teacher_client(cfg: Config, bank: PromptBankSnapshot) -> Iterator[Any]:
     try:
         namespace = ray.get_runtime_context().namespace
         handles = start_teacher_service(cfg.teacher, cfg.teacher.seed, "", namespace)
-        install_teacher(handles, bank)
+        install_teacher(handles, bank, adapter)
         yield TeacherClient(cfg.teacher, namespace)
     finally:
         for h in handles:
@@ -93,7 +93,8 @@ def evaluate_student(checkpoint: Path, episodes: int, greedy: bool = True) -> di
 
     if family_spec(cfg.env.name).eval_with_teacher and cfg.teacher.backend != "off":
         # The teacher as it was at this checkpoint (its prompt bank), as training's evaluation saw it.
-        with teacher_client(cfg, teacher_of_checkpoint(checkpoint).bank) as client:
+        setup = teacher_of_checkpoint(checkpoint)
+        with teacher_client(cfg, setup.bank, setup.adapter) as client:
             env = TeacherGuidedEnv(make_task(cfg.env, None), cfg, client, None, seed=cfg.run.seed)
             return run_episodes(env, cfg, episodes, act, {**extra, "teacher_backend": cfg.teacher.backend})
     return run_episodes(TeacherGuidedEnv(make_task(cfg.env, None), cfg, None, None), cfg, episodes, act, extra)
@@ -120,10 +121,13 @@ def teacher_alone(cfg: Config, episodes: int, source: AdviceSource) -> dict[str,
     return {**result, "unadvised_steps": unadvised}
 
 
-def evaluate_teacher(cfg: Config, episodes: int, bank: PromptBankSnapshot | None = None) -> dict[str, Any]:
+def evaluate_teacher(cfg: Config, episodes: int, bank: PromptBankSnapshot | None = None,
+                     adapter: AdapterVersion | None = None) -> dict[str, Any]:
     """``teacher_alone`` through the teacher service over Ray, answering with ``bank`` (default: the initial
-    bank, i.e. the teacher as training starts; ``training.teacher_state`` gives a checkpoint's)."""
+    bank, i.e. the teacher as training starts) and ``adapter`` (default: the base model);
+    ``training.teacher_state`` gives a checkpoint's."""
     bank = initial_bank(cfg) if bank is None else bank
-    with teacher_client(cfg, bank) as client:
+    with teacher_client(cfg, bank, adapter) as client:
         result = teacher_alone(cfg, episodes, client)
-        return {**result, "bank_version": bank.version, "teacher_stats": client.stats()}
+        return {**result, "bank_version": bank.version, "adapter_version": adapter.version if adapter else 0,
+                "teacher_stats": client.stats()}

@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from llmrl.config import Config, ConfigError, load_config
-from llmrl.messages import PromptBankSnapshot
+from llmrl.adapter.versions import AdapterError, latest_adapter
+from llmrl.messages import AdapterVersion, PromptBankSnapshot
 from llmrl.training.checkpoint import BANK_STATE, LOOP_STATE, config_of_checkpoint, newest_checkpoint
 
 logger = logging.getLogger(__name__)
@@ -28,8 +29,13 @@ class TeacherSetup:
     cfg: Config
     bank: PromptBankSnapshot
     origin: str  # "config <path>" or "checkpoint <path>", for reports
-    # Issue 9 adds the run's LoRA adapter here (its <run>/adapters/v<N>/ folder, saved into every checkpoint);
-    # teacher_of_checkpoint is where it is read, install_teacher where the service is switched to it.
+    # The run's LoRA adapter in service at the checkpoint (its copy under <checkpoint>/adapter/v<N>/); None for a
+    # config's teacher or a run without the online adapter. install_teacher switches the service to it.
+    adapter: AdapterVersion | None = None
+
+    @property
+    def adapter_version(self) -> int:
+        return self.adapter.version if self.adapter is not None else 0
 
 
 def initial_bank(cfg: Config) -> PromptBankSnapshot:
@@ -56,22 +62,23 @@ def latest_checkpoint(path: Path) -> Path:
 
 def teacher_of_checkpoint(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> TeacherSetup:
     """The teacher of a run at a checkpoint (or at a run folder's newest checkpoint): the run's config (plus
-    ``overrides``, e.g. a moved model folder) and the prompt bank saved in that checkpoint. A run without a
-    saved bank (feedback off) gets the initial bank."""
+    ``overrides``, e.g. a moved model folder), the prompt bank saved in that checkpoint and its LoRA adapter, if
+    the run had one. A run without a saved bank (feedback off) gets the initial bank."""
     from llmrl.feedback.bank import PromptBank
 
     checkpoint = latest_checkpoint(Path(path))
     cfg = config_of_checkpoint(checkpoint, overrides)
+    adapter = latest_adapter(checkpoint)  # the copy the checkpoint holds; None without the online adapter
     bank_file = checkpoint / BANK_STATE
     if not bank_file.is_file():
         logger.warning("%s has no prompt bank (feedback off?): the teacher gets the initial bank", checkpoint)
-        return TeacherSetup(cfg, initial_bank(cfg), f"checkpoint {checkpoint}")
+        return TeacherSetup(cfg, initial_bank(cfg), f"checkpoint {checkpoint}", adapter)
     state: dict[str, Any] = json.loads(bank_file.read_text())
     try:
         bank = PromptBank.from_state_dict(cfg.feedback, state).snapshot()
     except ValueError as exc:  # another feedback.credit in the overrides, or an unknown bank format
         raise ConfigError(str(exc)) from None
-    return TeacherSetup(cfg, bank, f"checkpoint {checkpoint}")
+    return TeacherSetup(cfg, bank, f"checkpoint {checkpoint}", adapter)
 
 
 def teacher_of(target: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> TeacherSetup:
@@ -79,8 +86,18 @@ def teacher_of(target: str | Path, overrides: list[str] | tuple[str, ...] = ()) 
     return teacher_of_checkpoint(target, overrides) if Path(target).is_dir() else teacher_of_config(target, overrides)
 
 
-def install_teacher(handles: list[Any], bank: PromptBankSnapshot) -> None:
-    """Make running teacher-service replicas answer with ``bank`` (before they serve any query)."""
+def install_teacher(handles: list[Any], bank: PromptBankSnapshot, adapter: AdapterVersion | None = None) -> None:
+    """Make running teacher-service replicas answer with ``bank`` and, if given, the LoRA ``adapter`` (before
+    they serve any query). A refused adapter raises ``AdapterError`` (one line)."""
     import ray
 
     ray.get([h.set_bank.remote(bank) for h in handles])
+    if adapter is not None and not all(ray.get([h.load_adapter.remote(adapter) for h in handles])):
+        raise adapter_refused(adapter)
+
+
+def adapter_refused(adapter: AdapterVersion) -> AdapterError:
+    """The error for a run's adapter that the teacher would not load: measuring "the run's teacher" without its
+    adapter would measure another teacher, so this is an error, not a fallback."""
+    return AdapterError(f"teacher: adapter v{adapter.version} ({adapter.path}) was refused (another base model, "
+                        "or damaged files: the teacher's log says which)")

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from llmrl.bench.teacher_quality import _local_source, entropy, main, score_states
+from llmrl.bench.teacher_quality import local_source, entropy, main, score_states
 from llmrl.config import Config, ConfigError, load_config
 from llmrl.feedback.bank import PromptBank
 from llmrl.messages import Advice, AdviceOutcome, EpisodeSummary, TeacherQuery
@@ -139,7 +139,7 @@ def test_checkpoint_bank_changes_the_prompt_the_teacher_sees(tmp_path, tiny_lm_d
     assert line in build_prompt(query, trained.bank) and line not in build_prompt(query, fresh.bank)
     answers = []
     for setup in (fresh, trained):
-        source = _local_source(setup.cfg, setup.bank)
+        source = local_source(setup.cfg, setup.bank)
         answers.append(source.advise(query))
         source.close()
     assert answers[0].probs != answers[1].probs  # the LM read a different prompt
@@ -168,3 +168,44 @@ def test_bench_with_a_checkpoint_uses_its_bank_and_checks_the_env(tmp_path):
     lava = str(Path(CONFIG).with_name("lava_doorkey.yaml"))
     with pytest.raises(ConfigError, match="env.name"):
         main([lava, str(run), "--episodes", "1"])
+
+
+def _checkpoint_with_adapter(tmp_path: Path, model: str, base_hash: str | None = None) -> Path:
+    """A run checkpoint whose teacher had a LoRA (random, non-zero, so that it changes the advice) in service."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from llmrl.adapter.versions import copy_into_checkpoint, model_config_hash, write_version
+
+    cfg = load_config(CONFIG, ["teacher.backend=hf", f"teacher.hf.model={model}", "feedback.publish_every=2"])
+    run = _run_with_checkpoint(tmp_path, cfg)
+    lora = get_peft_model(AutoModelForCausalLM.from_pretrained(model),
+                          LoraConfig(r=4, lora_alpha=64, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
+    version = write_version(run, lora.save_pretrained, base_model=model,
+                            base_hash=base_hash or model_config_hash(model), heldout_loss=1.0, pairs_used=8)
+    copy_into_checkpoint(version, run / "checkpoints" / "iter_000003")
+    return run
+
+
+def test_the_teacher_of_a_checkpoint_serves_its_adapter(tmp_path, tiny_lm_dir):
+    run = _checkpoint_with_adapter(tmp_path, str(tiny_lm_dir))
+    setup = teacher_of(run)
+    assert setup.adapter is not None and setup.adapter_version == 1
+    assert Path(setup.adapter.path).is_relative_to(run / "checkpoints" / "iter_000003")  # the checkpoint's copy
+    query = _q(KEY_STATE, "explore", "go to key, pick up key")
+    answers = []
+    for adapter in (None, setup.adapter):
+        source = local_source(setup.cfg, setup.bank, adapter)
+        answers.append(source.advise(query))
+        source.close()
+    assert [a.adapter_version for a in answers] == [0, 1]
+    assert answers[0].probs != answers[1].probs  # the adapter is in the forward pass
+
+
+def test_an_adapter_of_another_base_model_is_a_one_line_error(tmp_path, tiny_lm_dir):
+    from llmrl.adapter.versions import AdapterError
+
+    run = _checkpoint_with_adapter(tmp_path, str(tiny_lm_dir), base_hash="0" * 16)
+    setup = teacher_of(run)
+    with pytest.raises(AdapterError, match="v1 .* refused"):
+        local_source(setup.cfg, setup.bank, setup.adapter)

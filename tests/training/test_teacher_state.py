@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+import pytest
+
 from llmrl.config import load_config
 from llmrl.messages import TeacherQuery
 from llmrl.teacher.service import start_teacher_service
@@ -29,6 +31,35 @@ def test_installed_bank_is_the_one_the_service_answers_with(ray_local):
         query = TeacherQuery("minigrid", "SimpleDoorKey", "Agent sees <nothing>, holds <nothing>.", ("explore",))
         (advice,) = ray_local.get(handles[0].advise.remote([query]))
         assert advice.bank_version == 5 and advice.has_advice
+    finally:
+        for h in handles:
+            ray_local.kill(h, no_restart=True)
+
+
+def test_installed_adapter_is_the_one_the_service_answers_with(ray_local, tiny_lm_dir, tmp_path):
+    # The Ray path of `llmrl eval --teacher CHECKPOINT` for a run with the online adapter.
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from llmrl.adapter.versions import AdapterError, model_config_hash, write_version
+
+    model = str(tiny_lm_dir)
+    lora = get_peft_model(AutoModelForCausalLM.from_pretrained(model),
+                          LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
+    good = write_version(tmp_path / "run", lora.save_pretrained, base_model=model,
+                         base_hash=model_config_hash(model), heldout_loss=1.0, pairs_used=8)
+    setup = teacher_of(CONFIG, ["teacher.backend=hf", f"teacher.hf.model={model}"])
+    handles = start_teacher_service(setup.cfg.teacher, 0, "", "llmrl")
+    try:
+        install_teacher(handles, setup.bank, good)
+        query = TeacherQuery("minigrid", "SimpleDoorKey", "Agent sees <key>, holds <nothing>.",
+                             ("explore", "go to key, pick up key"))
+        (advice,) = ray_local.get(handles[0].advise.remote([query]))
+        assert advice.adapter_version == 1
+        other = dataclasses.replace(good, version=2, base_hash="0" * 16)  # trained on another model
+        with pytest.raises(AdapterError, match="v2"):
+            install_teacher(handles, setup.bank, other)
+        assert ray_local.get(handles[0].advise.remote([query]))[0].adapter_version == 1  # v1 stays in service
     finally:
         for h in handles:
             ray_local.kill(h, no_restart=True)
