@@ -64,7 +64,7 @@ class AdapterTrainer:
         self._new_since_attempt = 0
         self._episodes_at_attempt = 0
         self._latest: AdapterVersion | None = latest_adapter(self.run_dir)
-        self.instance_id = uuid.uuid4().hex[:12]
+        self._instance_id = uuid.uuid4().hex[:12]  # a new one per Ray restart: the loop counts restarts by it
         self._counts = dict.fromkeys(_COUNTERS, 0)
         self._train_s = 0.0
         self._load_counters()
@@ -72,7 +72,7 @@ class AdapterTrainer:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         if self._latest is not None:
-            log.info("adapter trainer %s continues from adapter v%d", self.instance_id, self._latest.version)
+            log.info("adapter trainer %s continues from adapter v%d", self._instance_id, self._latest.version)
         if autostart:
             self._thread = threading.Thread(target=self._loop, name="adapter-trainer", daemon=True)
             self._thread.start()
@@ -88,10 +88,14 @@ class AdapterTrainer:
         self._latest = latest_adapter(self.run_dir)
         return self._latest.version if self._latest is not None else 0
 
+    def instance_id(self) -> str:
+        """This process's id (``training.restarts`` counts Ray restarts by its changes)."""
+        return self._instance_id
+
     def stats(self) -> AdapterTrainerStats:
         latest = self._latest
         return AdapterTrainerStats(
-            instance_id=self.instance_id, version=latest.version if latest else 0, pairs=len(self._pairs),
+            instance_id=self._instance_id, version=latest.version if latest else 0, pairs=len(self._pairs),
             heldout_loss=latest.heldout_loss if latest else math.nan, train_s=self._train_s, **self._counts)
 
     def poll_once(self) -> int:

@@ -87,6 +87,9 @@ def load_checkpoint(path: Path, graph: Any, state_cls: type[S]) -> S:
     legacy = {k: saved.pop(k) for k in ("train_episodes", "train_achievements") if k in saved}
     if legacy:
         saved.setdefault("family_state", {}).update(legacy)
+    # ... and the adapter trainer's restarts in a field of their own (now counted with the other actors').
+    if "adapter_trainer_restarts" in saved:
+        saved.setdefault("actor_restarts", {})["adapter_trainer"] = int(saved.pop("adapter_trainer_restarts"))
     _restore_adapter(graph, path)
     return state_cls(**saved)
 

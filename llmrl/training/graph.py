@@ -46,7 +46,7 @@ class Graph:
 
     def restartable_actors(self) -> dict[str, Any]:
         """Stateful singleton actors whose Ray restarts the loop counts (``training.restarts``), by metric name."""
-        return {"feedback": self.feedback}
+        return {"feedback": self.feedback, "adapter_trainer": self.adapter_trainer}
 
     def stop(self) -> None:
         import ray

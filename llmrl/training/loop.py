@@ -45,7 +45,6 @@ class LoopState:
     last_eval: dict[str, Any] = field(default_factory=dict)
     family_state: dict[str, Any] = field(default_factory=dict)  # running totals of the family's metrics (JSON)
     actor_restarts: dict[str, int] = field(default_factory=dict)  # Ray restarts per watched actor (restarts.py)
-    adapter_trainer_restarts: int = 0  # Ray restarts of the adapter trainer seen (its counters persist by themselves)
 
 
 class TeacherMonitor:
@@ -103,29 +102,23 @@ class TeacherMonitor:
 
 
 class AdapterMonitor:
-    """The adapter trainer's counters for the metrics row (the trainer keeps them across its restarts) and its
-    restarts, counted by instance id."""
+    """The adapter trainer's counters for the metrics row (the trainer keeps them across its restarts; its
+    restarts are counted with the other actors', ``training.restarts``)."""
 
     COUNTERS = ("attempts", "accepted", "rejected", "diverged", "out_of_memory", "failed", "no_pairs", "train_s")
 
-    def __init__(self, handle: Any, state: LoopState):
+    def __init__(self, handle: Any):
         self.handle = handle
-        self.state = state
         self._last: Any = None
 
     def poll(self) -> dict[str, float]:
         import ray
 
         try:
-            stats = ray.get(self.handle.stats.remote(), timeout=10)
-        except Exception:  # noqa: BLE001 - a restarting trainer is reported by its instance id later
-            stats = None
-        last = self._last
-        if stats is not None and last is not None and stats.instance_id != last.instance_id:
-            self.state.adapter_trainer_restarts += 1
-        if stats is not None:
-            self._last = stats
-        row: dict[str, float] = {"adapter_trainer_restarts": float(self.state.adapter_trainer_restarts)}
+            self._last = ray.get(self.handle.stats.remote(), timeout=10)
+        except Exception:  # noqa: BLE001 - a restarting trainer: its last counters stand until it answers again
+            pass
+        row: dict[str, float] = {}
         current = self._last
         for k in self.COUNTERS:
             row[f"adapter_{k}"] = float(getattr(current, k)) if current else 0.0
@@ -269,7 +262,7 @@ def train(cfg: Config, stream: TextIO | None = sys.stdout) -> dict[str, Any]:
         monitor = TeacherMonitor(graph.teachers, state)
         restarts = RestartCounter(graph.restartable_actors(), state.actor_restarts)
         restarts.poll()
-        adapters = AdapterMonitor(graph.adapter_trainer, state) if graph.adapter_trainer is not None else None
+        adapters = AdapterMonitor(graph.adapter_trainer) if graph.adapter_trainer is not None else None
         last_llm_calls = monitor.poll()["llm_calls"] if graph.teachers else 0.0
         last_ckpt = None
         row: dict[str, Any] = {}
@@ -387,7 +380,6 @@ def build_summary(cfg: Config, state: LoopState, row: dict[str, Any], checkpoint
     if spec.summary is not None:
         summary.update(spec.summary(state))
     if cfg.adapter.enabled:
-        summary["adapter_trainer_restarts"] = state.adapter_trainer_restarts
         for key in ("adapter_version", "teacher_adapter_version", "adapter_attempts", "adapter_accepted",
                     "adapter_rejected", "adapter_diverged", "adapter_out_of_memory", "adapter_failed",
                     "adapter_no_pairs", "adapter_pairs", "teacher_adapter_loads", "teacher_adapter_load_failures"):

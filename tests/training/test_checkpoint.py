@@ -48,3 +48,13 @@ def test_loop_state_of_an_older_checkpoint_keeps_crafters_running_totals(tmp_pat
     state = load_checkpoint(tmp_path, graph, LoopState)
     assert state.iteration == 3
     assert state.family_state == {"train_episodes": 7, "train_achievements": {"collect_wood": 5.0}}
+
+
+def test_an_older_checkpoints_adapter_trainer_restarts_join_the_other_actors_counts(tmp_path):
+    from llmrl.training.loop import LoopState
+
+    (tmp_path / LOOP_STATE).write_text(json.dumps({"iteration": 2, "adapter_trainer_restarts": 1,
+                                                   "actor_restarts": {"feedback": 2}}))
+    graph = SimpleNamespace(cfg=Config(), algo=_Algo(), feedback=None)
+    state = load_checkpoint(tmp_path, graph, LoopState)
+    assert state.actor_restarts == {"feedback": 2, "adapter_trainer": 1}
