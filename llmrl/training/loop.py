@@ -146,6 +146,13 @@ def _get(d: dict[str, Any], *path: str, default: Any = None) -> Any:
     return d
 
 
+def sampled_steps(result: dict[str, Any]) -> int:
+    """Env steps the iteration sampled. An iteration whose only env runner died mid-sample (RLlib restarts it,
+    ``restart_failed_env_runners``) returned no samples, and RLlib reports the count as NaN: that is 0 steps."""
+    steps = _get(result, "env_runners", "num_env_steps_sampled", default=0)
+    return int(steps) if steps == steps else 0
+
+
 def metrics_row(result: dict[str, Any], state: LoopState, teacher: dict[str, float], iter_steps: int,
                 iter_s: float, bank_version: int) -> dict[str, Any]:
     runners = result.get("env_runners", {})
@@ -271,7 +278,7 @@ def train(cfg: Config, stream: TextIO | None = sys.stdout) -> dict[str, Any]:
             result = graph.algo.train()
             iter_s = time.perf_counter() - t0
             state.iteration += 1
-            iter_steps = int(_get(result, "env_runners", "num_env_steps_sampled", default=0))
+            iter_steps = sampled_steps(result)
             state.env_steps += iter_steps
             state.wall_s += iter_s
             # Evaluation may keep its teacher (FamilySpec.eval_with_teacher), so its client's counters count too.
