@@ -285,6 +285,7 @@ class ModelConfig:
     grid_first_stride: int = 1
     conv_channels: tuple[int, ...] = (16, 32, 32)  # Crafter CNN channels
     subgoal_embed_dim: int = 32  # Crafter: learned embedding table over the sub-goal vocabulary
+    mission_embed_dim: int = 32  # registered MiniGrid/BabyAI ids: word embeddings the mission's GRU reads
 
 
 @dataclass
@@ -376,7 +377,7 @@ _POSITIVE = {
     "ppo.lr", "ppo.num_epochs", "ppo.minibatch_size", "ppo.train_batch_size", "resources.num_cpus",
     "resources.num_envs_per_env_runner", "run.max_env_steps", "run.eval_every", "run.eval_episodes",
     "run.checkpoint_every", "teacher.log_flush_s", "teacher.log_max_mb", "teacher.log_queue_size",
-    "model.grid_first_stride", "adapter.r", "adapter.alpha", "adapter.lr", "adapter.epochs", "adapter.batch_size",
+    "model.grid_first_stride", "model.mission_embed_dim", "adapter.r", "adapter.alpha", "adapter.lr", "adapter.epochs", "adapter.batch_size",
     "adapter.train_every_episodes", "adapter.min_new_pairs", "adapter.max_pairs", "adapter.torch_threads",
 }
 _UNIT_INTERVAL = {"teacher.error_rate", "teacher.rescore_max_busy", "run.success_threshold", "adapter.heldout_frac",

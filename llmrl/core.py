@@ -73,7 +73,7 @@ class FamilySpec:
     name: str  # the family's name: TeacherQuery.family / EpisodeSummary.family ("minigrid", "crafter")
     num_actions: int  # size of the discrete action space (the student's policy head, the teacher distribution)
     # The student's observation encoder (``llmrl.rl.module.ENCODERS``): "grid" (MiniGrid cell encodings
-    # {"grid": uint8 (H, W, 4)}), "image_subgoal" ({"image", "inventory", "subgoal"}, Crafter) or "vector"
+    # {"grid": uint8 (H, W, 4)}), "grid_mission" (the same plus {"mission": int64 (L,)} word ids), "image_subgoal" ({"image", "inventory", "subgoal"}, Crafter) or "vector"
     # ({"vector": float (n,)}, an MLP).
     encoder: str
     # Every name this family owns that can be listed (errors suggest the closest ones); ``owns`` may accept more.

@@ -66,6 +66,7 @@ def build_ppo_config(cfg: Config, namespace: str | None = None) -> PPOConfig:
                     "grid_channels": list(cfg.model.grid_channels),
                     "grid_first_stride": cfg.model.grid_first_stride,
                     "subgoal_embed_dim": cfg.model.subgoal_embed_dim,
+                    "mission_embed_dim": cfg.model.mission_embed_dim,
                 },
             )
         )

@@ -4,6 +4,8 @@
   small CNN over the map feeds the policy and value heads. (A flat MLP over the same embeddings imitated the
   scripted teacher several times slower in an offline check: skill actions depend on where the target lies
   relative to the agent, which convolutions capture directly.)
+- Registered MiniGrid/BabyAI ids (``{"grid", "mission"}``): the same map encoder, plus a GRU over the mission's
+  words (BabyAI levels draw a new mission every episode).
 - Crafter (``{"image", "inventory", "subgoal"}``): a CNN over the 64x64 image, a linear layer over the
   inventory, and a learned embedding table over the sub-goal vocabulary, added to the image features as
   AdaRefiner adds its sub-goal embedding. A learned table (not a frozen text embedding) because no sentence
@@ -83,6 +85,37 @@ class GridEncoder(nn.Module):
         return self.fc(self.cnn(x.permute(0, 3, 1, 2)))
 
 
+class GridMissionEncoder(nn.Module):
+    """The MiniGrid map and the mission (word ids, 0 = padding): BabyAI's baseline shape, a GRU over the mission's
+    word embeddings, its last state joined with the map's features."""
+
+    @staticmethod
+    def check(spaces: dict[str, Any]) -> str | None:
+        mission = spaces.get("mission")
+        if mission is None or len(getattr(mission, "shape", None) or ()) != 1:
+            return GridEncoder.check(spaces) or 'a "mission" Box of shape (L,): word ids, 0 = padding'
+        return GridEncoder.check(spaces)
+
+    @classmethod
+    def build(cls, spaces: dict[str, Any], mc: dict[str, Any], hidden: int) -> nn.Module:
+        return cls(GridEncoder.build(spaces, mc, hidden), int(spaces["mission"].high.max()) + 1,
+                   int(mc["mission_embed_dim"]), hidden)
+
+    def __init__(self, grid: GridEncoder, vocab: int, embed_dim: int, hidden: int):
+        super().__init__()
+        self.grid = grid
+        self.words = nn.Embedding(vocab, embed_dim, padding_idx=0)
+        self.gru = nn.GRU(embed_dim, hidden, batch_first=True)
+        self.fc = nn.Sequential(nn.Linear(2 * hidden, hidden), nn.ReLU())
+
+    def forward(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
+        tokens = obs["mission"].long().clamp(0, self.words.num_embeddings - 1)
+        lengths = (tokens > 0).sum(-1).clamp(min=1).cpu()  # an empty mission reads as one padding word
+        packed = nn.utils.rnn.pack_padded_sequence(self.words(tokens), lengths, batch_first=True, enforce_sorted=False)
+        _, last = self.gru(packed)
+        return self.fc(torch.cat([self.grid(obs), last[-1]], dim=-1))
+
+
 class ImageSubgoalEncoder(nn.Module):
     @staticmethod
     def check(spaces: dict[str, Any]) -> str | None:
@@ -141,7 +174,8 @@ class VectorEncoder(nn.Module):
         return self.mlp(obs["vector"].float())
 
 
-ENCODERS: dict[str, type] = {"grid": GridEncoder, "image_subgoal": ImageSubgoalEncoder, "vector": VectorEncoder}
+ENCODERS: dict[str, type] = {"grid": GridEncoder, "grid_mission": GridMissionEncoder,
+                              "image_subgoal": ImageSubgoalEncoder, "vector": VectorEncoder}
 
 
 def check_observation_space(encoder: str, space: Any, name: str) -> None:

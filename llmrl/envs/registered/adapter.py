@@ -18,6 +18,8 @@ import logging
 from typing import Any
 
 import gymnasium
+import numpy as np
+from gymnasium import spaces
 from minigrid.envs.babyai.core.roomgrid_level import RoomGridLevel
 from minigrid.envs.babyai.core.verifier import Instr
 from minigrid.utils.baby_ai_bot import BabyAIBot
@@ -25,7 +27,7 @@ from minigrid.utils.baby_ai_bot import BabyAIBot
 from llmrl.config import EnvConfig
 from llmrl.envs.minigrid.adapter import MiniGridTask
 from llmrl.envs.registered import planner, skills, text
-from llmrl.envs.registered.mission import parse_mission
+from llmrl.envs.registered.mission import MISSION_LENGTH, MISSION_VOCAB, mission_tokens, parse_mission
 
 logger = logging.getLogger(__name__)
 # BabyAIBot re-plans in a loop without bound; on a few layouts (BabyAI-UnlockToUnlock seed 4) it explores forever
@@ -50,6 +52,13 @@ class RegisteredTask(MiniGridTask):
 
     def __init__(self, cfg: EnvConfig, seed: int | None = None):
         self._attach(cfg, make_env(cfg), "real", seed)
+        # The mission as word ids: a BabyAI level draws a new one at every reset, and a student that cannot read
+        # it cannot tell "go to the red ball" from "open the blue door" (the "grid_mission" encoder reads it).
+        self.observation_space = spaces.Dict({
+            **self.observation_space.spaces,
+            "mission": spaces.Box(0, MISSION_VOCAB - 1, (MISSION_LENGTH,), np.int64),
+        })
+        self._mission_ids = mission_tokens("")
         self.bot_failures = 0
         self._start_episode()
 
@@ -60,10 +69,16 @@ class RegisteredTask(MiniGridTask):
         self._bot_action: int | None = None
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[dict, dict]:
+        self._mission_ids = None  # the new episode's mission is read after the env's reset
         out = super().reset(seed=seed, options=options)
         self._start_episode()
         self._mission_plan = planner.mission_option(self.raw.mission)
         return out
+
+    def _student_obs(self) -> dict[str, np.ndarray]:
+        if self._mission_ids is None:
+            self._mission_ids = mission_tokens(self.raw.mission)
+        return {**super()._student_obs(), "mission": self._mission_ids}
 
     def step(self, action: int) -> tuple[dict, float, bool, bool, dict]:
         out = super().step(action)

@@ -46,7 +46,7 @@ def _raw_stepper(cfg: Any, seed: int) -> tuple[Any, Any, int]:
 SPEC = FamilySpec(
     name="registered",
     num_actions=NUM_ACTIONS,
-    encoder="grid",
+    encoder="grid_mission",
     names=registered_ids,
     owns=_owns,
     make_task=_make_task,

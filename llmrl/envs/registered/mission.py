@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
+
 from minigrid.envs.babyai.core.verifier import (
     AfterInstr,
     AndInstr,
@@ -106,3 +108,27 @@ def clauses(instr: Instr) -> list[str]:
         return [f"put {describe(instr.desc_move)} next to {describe(instr.desc_fixed)}"]
     verb = {GoToInstr: "go to", PickupInstr: "pick up", OpenInstr: "open"}[type(instr)]
     return [f"{verb} {describe(instr.desc)}"]
+
+
+# -- the mission as the student reads it ------------------------------------------------------------------------
+# Every word of the missions of minigrid 3.0's registered ids (8 seeded resets of each id), in a fixed order so
+# that a token id means the same word in every run and checkpoint. Index 0 is padding, 1 an unknown word.
+MISSION_WORDS = (
+    "a", "after", "and", "at", "avoid", "ball", "behind", "blue", "box", "door", "end", "fetch", "find", "from",
+    "front", "get", "go", "goal", "green", "grey", "hallway", "in", "key", "lava", "left", "matching", "must", "near",
+    "next", "object", "of", "on", "open", "opening", "pick", "purple", "put", "reach", "red", "right", "room",
+    "rooms", "square", "the", "then", "to", "traverse", "unlock", "up", "use", "yellow", "you", "your", "an",
+)
+PAD, UNKNOWN = 0, 1
+MISSION_VOCAB = len(MISSION_WORDS) + 2
+# The longest mission seen had 37 words (a BossLevel one); longer ones keep their first MISSION_LENGTH words.
+MISSION_LENGTH = 48
+_WORD_ID = {w: i + 2 for i, w in enumerate(MISSION_WORDS)}
+
+
+def mission_tokens(mission: str) -> np.ndarray:
+    """``mission`` as MISSION_LENGTH word ids (int64), padded with PAD: the student's "mission" observation."""
+    ids = [_WORD_ID.get(w, UNKNOWN) for w in re.findall(r"[a-z]+", mission.lower())][:MISSION_LENGTH]
+    out = np.zeros(MISSION_LENGTH, dtype=np.int64)
+    out[: len(ids)] = ids
+    return out

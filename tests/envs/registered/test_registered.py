@@ -164,6 +164,25 @@ def test_observation_grid_takes_its_size_from_the_env():
     assert obs["grid"].shape == (22, 22, 4) and t.observation_space["grid"].shape == (22, 22, 4)
 
 
+def test_the_student_reads_each_episodes_mission_as_word_ids():
+    from llmrl.envs.registered.mission import MISSION_LENGTH, MISSION_WORDS, PAD, UNKNOWN, mission_tokens
+
+    t = make_task(EnvConfig(name="BabyAI-GoToLocal-v0", max_steps=0), 0)
+    seen = set()
+    for seed in range(4):
+        obs, _ = t.reset(seed=seed)
+        assert t.observation_space.contains(obs)
+        ids = obs["mission"]
+        words = t.raw.mission.split()
+        assert [MISSION_WORDS[i - 2] for i in ids[: len(words)]] == words and (ids[len(words):] == PAD).all()
+        _, _, _, _, _ = t.step(2)
+        assert (t._student_obs()["mission"] == ids).all()  # the same mission for the whole episode
+        seen.add(tuple(ids))
+    assert len(seen) > 1  # BabyAI draws a new mission per episode
+    assert mission_tokens("go to the wumpus")[3] == UNKNOWN
+    assert mission_tokens(" ".join(["go"] * 60)).shape == (MISSION_LENGTH,)
+
+
 def test_a_bot_that_would_plan_forever_is_cut_off_and_counted():
     """BabyAIBot explores forever within one call on this layout; the step returns and the plan has no action."""
     t = make_task(EnvConfig(name="BabyAI-UnlockToUnlock-v0", max_steps=0), 0)
