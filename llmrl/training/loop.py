@@ -153,6 +153,18 @@ def sampled_steps(result: dict[str, Any]) -> int:
     return int(steps) if steps == steps else 0
 
 
+def add_client_counters(totals: dict[str, float], result: dict[str, Any]) -> None:
+    """Add the iteration's teacher-client and feedback counters (summed over env runners) to the run's totals.
+    Evaluation may keep its teacher (FamilySpec.eval_with_teacher), so its client's counters count too. An
+    iteration whose env runner died reports NaN for what it lost: that adds nothing, rather than making every
+    later total NaN."""
+    evaluation = _get(result, "evaluation", "env_runners", default={})
+    for key, value in [*result.get("env_runners", {}).items(), *evaluation.items()]:
+        if key.startswith(("llmrl/teacher_client/", "llmrl/feedback/")) and math.isfinite(float(value)):
+            short = key[len("llmrl/"):]
+            totals[short] = totals.get(short, 0.0) + float(value)
+
+
 def metrics_row(result: dict[str, Any], state: LoopState, teacher: dict[str, float], iter_steps: int,
                 iter_s: float, bank_version: int) -> dict[str, Any]:
     runners = result.get("env_runners", {})
@@ -281,12 +293,7 @@ def train(cfg: Config, stream: TextIO | None = sys.stdout) -> dict[str, Any]:
             iter_steps = sampled_steps(result)
             state.env_steps += iter_steps
             state.wall_s += iter_s
-            # Evaluation may keep its teacher (FamilySpec.eval_with_teacher), so its client's counters count too.
-            evaluation = _get(result, "evaluation", "env_runners", default={})
-            for key, value in [*result.get("env_runners", {}).items(), *evaluation.items()]:
-                if key.startswith(("llmrl/teacher_client/", "llmrl/feedback/")):
-                    short = key[len("llmrl/"):]
-                    state.client_totals[short] = state.client_totals.get(short, 0.0) + float(value)
+            add_client_counters(state.client_totals, result)
             teacher = monitor.poll() if graph.teachers else {}
             if teacher:
                 teacher["_llm_calls_delta"] = teacher["llm_calls"] - last_llm_calls
