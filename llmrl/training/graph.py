@@ -123,6 +123,16 @@ def _absolute_log_paths(teacher: TeacherConfig) -> TeacherConfig:
                                                                    log=os.path.abspath(teacher.replay.log)))
 
 
+def resolved_adapter_base(cfg: Config) -> str:
+    """The adapter's base model as a loadable folder: a short name (``smollm2-135m``) becomes its cached folder,
+    fetched on first use, as the teacher's own model does; a missing folder is one ``BackendError`` now, rather
+    than a fine-tune that fails at every attempt."""
+    from llmrl.teacher.backends import local_model
+
+    key = "adapter.base_model" if cfg.adapter.base_model else f"teacher.{cfg.teacher.backend}.model"
+    return local_model(adapter_base_model(cfg), key)
+
+
 def build_graph(cfg: Config, run_dir: str | Path | None = None) -> Graph:
     """Start every component for ``cfg``; ``run_dir`` (the run folder) holds what they persist themselves: the
     teacher replicas' logs and the feedback journal (None = nothing persisted)."""
@@ -158,7 +168,7 @@ def build_graph(cfg: Config, run_dir: str | Path | None = None) -> Graph:
 
             if run_dir is None:
                 raise ConfigError("adapter.enabled: needs a run folder for its versions (use llmrl train)")
-            base = adapter_base_model(cfg)
+            base = resolved_adapter_base(cfg)
             trainer = start_adapter_trainer(cfg.adapter, base, str(run_dir), cfg.feedback.actor_name, namespace,
                                             cfg.teacher.hf.max_prompt_tokens)
             adapter_source = (cfg.adapter.actor_name, cfg.adapter.poll_s, base)

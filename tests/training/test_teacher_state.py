@@ -63,3 +63,23 @@ def test_installed_adapter_is_the_one_the_service_answers_with(ray_local, tiny_l
     finally:
         for h in handles:
             ray_local.kill(h, no_restart=True)
+
+
+def test_the_adapters_base_model_resolves_like_the_teachers(tmp_path):
+    from llmrl.teacher.backends import BackendError
+    from llmrl.training.graph import resolved_adapter_base
+
+    cfg = load_config(CONFIG, ["teacher.backend=hf", f"teacher.hf.model={tmp_path}", "adapter.enabled=true",
+                               "feedback.credit=episode", f"adapter.base_model={tmp_path / 'nowhere'}"])
+    with pytest.raises(BackendError, match="adapter.base_model: cannot load"):
+        resolved_adapter_base(cfg)
+
+
+@pytest.mark.model
+def test_the_short_name_of_the_teacher_is_the_adapters_cached_folder():
+    from llmrl.models import resolve_model
+    from llmrl.training.graph import resolved_adapter_base
+
+    cfg = load_config(CONFIG, ["teacher.backend=hf", "teacher.hf.model=smollm2-135m", "adapter.enabled=true",
+                               "feedback.credit=episode"])
+    assert resolved_adapter_base(cfg) == resolve_model("smollm2-135m") != "smollm2-135m"
