@@ -167,6 +167,11 @@ class TeacherConfig:
     routing: str = "least_pending"  # replica router: "least_pending" | "affinity" (by prompt hash)
     num_gpus: float = 0.0  # GPUs reserved per replica (vLLM: tensor_parallel_size)
     num_cpus: float = 0.0  # CPUs reserved per replica (0: schedulable on a saturated 2-core box)
+    # Added to each replica process's OS niceness (Unix nice; Ray starts its workers at 15, env runners included,
+    # and the driver with the learner at 0; the sum is capped at 19). Where the teacher shares CPU cores with the
+    # env runners, a positive value gives its LM work less of them: runners keep going on stale-bank advice while
+    # the LM re-scores in the background, and a new state waits up to advice_timeout_s. 0 = unchanged.
+    cpu_nice: int = 0
     reweight_by_success: bool = False  # RL->LLM: multiply option probs by the student's measured success
     # The task prompt LM teachers read (the prompt bank's task description), written by the env family:
     # "plain": the task, the plan vocabulary and a one-line worked example; "llm4teach": LLM4Teach's task prompt
@@ -482,6 +487,8 @@ def validate(cfg: Config) -> Config:
                           f"(its family writes: {', '.join(spec.prompt_styles)})")
     if cfg.ppo.minibatch_size > cfg.ppo.train_batch_size:
         raise ConfigError("ppo.minibatch_size: must be <= ppo.train_batch_size")
+    if not 0 <= cfg.teacher.cpu_nice <= 19:
+        raise ConfigError(f"teacher.cpu_nice: must be within 0..19 (Unix niceness), got {cfg.teacher.cpu_nice}")
     if 2 * cfg.teacher.rescore_recent > cfg.teacher.cache_size:
         # Re-scored answers and the previous version's must fit in the service cache together.
         raise ConfigError(f"teacher.rescore_recent: must be <= teacher.cache_size / 2 ({cfg.teacher.cache_size // 2}), "

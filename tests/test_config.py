@@ -112,3 +112,9 @@ def test_exponent_floats_are_numbers_and_the_adapter_section_is_validated():
         load_config(None, ["adapter.enabled=true", "teacher.backend=vllm", "teacher.vllm.model=m"])
     cfg = load_config(None, ["adapter.enabled=true", "teacher.backend=hf", "teacher.hf.model=/m"])
     assert cfg.adapter.enabled and (cfg.adapter.r, cfg.adapter.alpha, cfg.adapter.epochs) == (64, 16.0, 1)
+
+
+def test_teacher_cpu_nice_is_a_unix_niceness():
+    assert load_config(None, ["teacher.cpu_nice=10"]).teacher.cpu_nice == 10
+    with pytest.raises(ConfigError, match="teacher.cpu_nice"):
+        load_config(None, ["teacher.cpu_nice=25"])

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import os
 import time
 import uuid
 from collections.abc import Sequence
@@ -36,6 +37,21 @@ from llmrl.teacher.cache import LRUCache
 from llmrl.teacher.teacher_log import open_teacher_log
 
 logger = logging.getLogger(__name__)
+
+
+def lower_process_priority(increment: int) -> None:
+    """Add ``increment`` to the niceness of every thread of this process (capped at 19). On Linux niceness is
+    per thread, and a Ray actor's methods and the LM's model thread do not run on its constructor's thread;
+    threads started later inherit their creator's."""
+    tasks = "/proc/self/task"
+    if not os.path.isdir(tasks):  # elsewhere (macOS) niceness is per process
+        os.nice(increment)
+        return
+    for tid in map(int, os.listdir(tasks)):
+        try:
+            os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + increment))
+        except ProcessLookupError:  # the thread ended meanwhile
+            continue
 
 
 def reweight_by_success(advice: Advice, state_text: str, bank: PromptBankSnapshot) -> Advice:
@@ -76,8 +92,13 @@ class TeacherService:
         adapter_source: str = "",
         adapter_poll_s: float = 5.0,
         adapter_base_model: str = "",
+        own_process: bool = False,
     ):
         self.cfg = cfg
+        if own_process and cfg.cpu_nice > 0:
+            # Only in a Ray actor's own worker process: niceness cannot be undone, and an in-process service
+            # (benchmarks, tests) must not lower its caller's priority.
+            lower_process_priority(cfg.cpu_nice)
         if backend is None:
             from llmrl.teacher.backends import make_backend
 
@@ -439,7 +460,7 @@ def start_teacher_service(
         )
         handles.append(actor_cls.remote(cfg, seed + i, feedback_actor, namespace, replica=i, log_dir=log_dir,
                                         adapter_source=adapter[0], adapter_poll_s=adapter[1],
-                                        adapter_base_model=adapter[2]))
+                                        adapter_base_model=adapter[2], own_process=True))
     # Fail fast, with the backend's own one-line error (a missing model, no vllm), instead of at the first env step.
     try:
         ray.get([h.ping.remote() for h in handles])

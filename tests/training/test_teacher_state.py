@@ -83,3 +83,23 @@ def test_the_short_name_of_the_teacher_is_the_adapters_cached_folder():
     cfg = load_config(CONFIG, ["teacher.backend=hf", "teacher.hf.model=smollm2-135m", "adapter.enabled=true",
                                "feedback.credit=episode"])
     assert resolved_adapter_base(cfg) == resolve_model("smollm2-135m") != "smollm2-135m"
+
+
+def test_cpu_nice_lowers_the_replicas_process_priority_only(ray_local):
+    import os
+
+    cfg = load_config(CONFIG, ["teacher.cpu_nice=2"])
+    mine = os.nice(0)
+    # Ray starts its workers at a niceness of its own (worker_niceness, 15 by default); the teacher adds to it.
+    worker = ray_local.get(ray_local.remote(lambda: os.nice(0)).remote())
+    handles = start_teacher_service(cfg.teacher, 0, "", "llmrl")
+    try:
+        replica = ray_local.get(handles[0].__ray_call__.remote(lambda self: os.nice(0)))
+        assert replica == min(19, worker + 2)
+        from llmrl.teacher.service import TeacherService
+
+        TeacherService(cfg.teacher)  # in process (benchmarks): the caller's priority stays
+        assert os.nice(0) == mine
+    finally:
+        for h in handles:
+            ray_local.kill(h, no_restart=True)
