@@ -191,3 +191,13 @@ def test_an_analyst_that_writes_nothing_or_fails_is_a_counted_fallback(tiny_lm_d
     expected = (2, 0, 0, 2) if fail else (2, 0, 2, 0)
     assert (stats.analyst_calls, stats.analyses, stats.analyses_empty, stats.analyst_failures) == expected
     assert ("the analyst failed" if fail else "empty analysis") in caplog.text
+
+
+def test_an_analyst_model_that_will_not_load_is_one_line_naming_the_key(tiny_lm_dir, tmp_path):
+    from llmrl.teacher.backends import BackendError
+
+    with pytest.raises(BackendError) as err:
+        TeacherService(TeacherConfig(backend="hf", hf=HFConfig(model=tiny_lm_dir)),
+                       backend=HFBackend(HFConfig(model=tiny_lm_dir)), adapter_base_model=str(tmp_path / "none"),
+                       analyst=ANALYST)
+    assert str(err.value).startswith("adapter.base_model: cannot load") and "\n" not in str(err.value)
