@@ -201,3 +201,22 @@ def test_an_analyst_model_that_will_not_load_is_one_line_naming_the_key(tiny_lm_
                        backend=HFBackend(HFConfig(model=tiny_lm_dir)), adapter_base_model=str(tmp_path / "none"),
                        analyst=ANALYST)
     assert str(err.value).startswith("adapter.base_model: cannot load") and "\n" not in str(err.value)
+
+
+def test_the_measured_teacher_of_an_analyst_run_has_its_analyst_and_adapter(tiny_lm_dir, trained):
+    """bench teacher-quality / teacher-learns build the run's teacher from its config: with role=analyst the
+    checkpoint's analyst version goes on the analyst; a teacher-role config refuses it (one-line error)."""
+    from llmrl.adapter.versions import AdapterError
+    from llmrl.bench.teacher_quality import local_source
+    from llmrl.config import load_config
+
+    fb, v1 = trained
+    lm = ["teacher.backend=hf", f"teacher.hf.model={tiny_lm_dir}", "adapter.enabled=true", "env.name=Crafter"]
+    source = local_source(load_config(None, [*lm, "adapter.role=analyst"]), fb.snapshot(), v1)
+    try:
+        advice = source.advise(query())
+        assert advice.adapter_version == 1 and "collect_wood" in advice.analysis
+    finally:
+        source.close()
+    with pytest.raises(AdapterError, match="refused"):
+        local_source(load_config(None, lm), fb.snapshot(), v1)
