@@ -27,8 +27,8 @@ T = TypeVar("T")
 
 
 class AdapterSlot:
-    """The version in service for one backend (the teacher's, or the analyst LM with ``role="analyst"``);
-    ``source`` is the adapter trainer actor's name ("" = no polling)."""
+    """The version in service for one ``core.LoraTarget`` (the teacher's backend, or the analyst LM with
+    ``role="analyst"``); ``source`` is the adapter trainer actor's name ("" = no polling)."""
 
     def __init__(self, backend: Any, source: str = "", namespace: str | None = None, poll_s: float = 5.0,
                  base_model: str = "", role: str = "teacher") -> None:
