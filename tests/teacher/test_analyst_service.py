@@ -40,10 +40,11 @@ def query(state: str = STATES[0]) -> TeacherQuery:
     return TeacherQuery("crafter", "Crafter", state, OPTIONS, CONTEXT)
 
 
-def service(tiny_lm_dir, fb: FeedbackService, analyst: AdapterConfig | None = ANALYST) -> TeacherService:
+def service(tiny_lm_dir, fb: FeedbackService, analyst: AdapterConfig | None = ANALYST, log_dir: str = ""
+            ) -> TeacherService:
     svc = TeacherService(TeacherConfig(backend="hf", hf=HFConfig(model=tiny_lm_dir)),
                          backend=HFBackend(HFConfig(model=tiny_lm_dir)), adapter_base_model=tiny_lm_dir,
-                         analyst=analyst)
+                         analyst=analyst, log_dir=log_dir)
     svc.set_bank(fb.snapshot())
     return svc
 
@@ -87,19 +88,25 @@ def trained(tiny_lm_dir, tmp_path_factory):
     return fb, version
 
 
-def test_the_analysis_goes_into_the_frozen_teachers_prompt_and_comes_back_with_the_advice(tiny_lm_dir, trained):
+def test_the_analysis_goes_into_the_frozen_teachers_prompt_and_comes_back_with_the_advice(tiny_lm_dir, trained,
+                                                                                         tmp_path):
+    from llmrl.teacher.teacher_log import read_log
+
     fb, _ = trained
 
     async def go():
-        svc = service(tiny_lm_dir, fb)
+        svc = service(tiny_lm_dir, fb, log_dir=str(tmp_path))
         asked = spy_on_teacher(svc)
         first = await svc.advise([query(s) for s in STATES[:3]])
         again = await svc.advise([query(STATES[0])])
         stats = svc.stats()
+        assert svc.flush_log()
         await svc.close()
         return svc, asked, first, again, stats
 
     svc, asked, first, again, stats = asyncio.run(go())
+    # The teacher log records what the teacher read.
+    assert sorted(r.analysis for r in read_log(tmp_path).records) == sorted(a.analysis for a in first)
     assert all(a.has_advice and a.analysis for a in first)  # the tiny LM writes something (":::"), never ""
     assert [q.analysis for q in asked] == [a.analysis for a in first]
     for q in asked:
