@@ -185,25 +185,34 @@ class AnalystStage:
             texts = [self._cache.get(k) for k in keys]
             todo = [i for i, t in enumerate(texts) if t is None]
             if todo:
-                self.counts["analyst_calls"] += len(todo)
-                written = await self.lm.analyse([queries[i] for i in todo], bank)
+                written = await self._write([queries[i] for i in todo], bank)
                 for i, text in zip(todo, written):
                     texts[i] = text
-                    self._cache.put(keys[i], text)  # an empty one too: under greedy decoding it would come again
-                    self.counts["analyses" if text else "analyses_empty"] += 1
-                if not all(written):
-                    self._warn_once("empty", "the analyst wrote an empty analysis; such queries go to the teacher "
-                                             "without one (counted: teacher_analyses_empty)")
+                    if text is not None:  # an empty one too: under greedy decoding it would come again
+                        self._cache.put(keys[i], text)
             return [t or "" for t in texts]
 
+        texts, version = await slot.call(analyse)
+        return [dataclasses.replace(q, analysis=t) if t else q for q, t in zip(queries, texts)], version
+
+    async def _write(self, queries: list[TeacherQuery], bank: PromptBankSnapshot) -> list[str | None]:
+        """The analyst LM's analyses, counted once answered, so that at every poll analyst_calls = analyses +
+        analyses_empty + analyst_failures; None for each query of a failed call (not cached: it may be transient)."""
         try:
-            texts, version = await slot.call(analyse)
+            written: list[str | None] = list(await self.lm.analyse(queries, bank))
         except Exception as exc:  # noqa: BLE001 - a failed analyst must not take advice down
+            self.counts["analyst_calls"] += len(queries)
             self.counts["analyst_failures"] += len(queries)
             self._warn_once("failed", f"the analyst failed ({' '.join(str(exc).split()) or type(exc).__name__}); "
                                       "queries go to the teacher without an analysis (teacher_analyst_failures)")
-            texts, version = [""] * len(queries), slot.number
-        return [dataclasses.replace(q, analysis=t) if t else q for q, t in zip(queries, texts)], version
+            return [None] * len(queries)
+        self.counts["analyst_calls"] += len(queries)
+        for text in written:
+            self.counts["analyses" if text else "analyses_empty"] += 1
+        if not all(written):
+            self._warn_once("empty", "the analyst wrote an empty analysis; such queries go to the teacher without "
+                                     "one (counted: teacher_analyses_empty)")
+        return written
 
     def _warn_once(self, kind: str, message: str) -> None:
         if kind not in self._warned:
