@@ -9,8 +9,8 @@ A switch has two steps, so advice keeps flowing from the previous version while 
 
 So every backend call runs under exactly one version, which is the one its answers are tagged and cached with
 (``Advice.adapter_version``). An adapter trained on another base model or for another role (``adapter.role``:
-a teacher's LoRA on the analyst LM, or the reverse), or one whose files fail to load, is refused with a one-line warning and counted; the previous version stays in service and that version is not
-tried again.
+a teacher's LoRA on the analyst LM, or the reverse), or one whose files fail to load, is refused with a one-line
+warning and counted; the previous version stays in service and that version is not tried again.
 """
 
 from __future__ import annotations

@@ -151,8 +151,10 @@ def test_role_analyst_is_validated_and_selects_the_analyst():
     assert analyst_config(vllm) is not None and not vllm.teacher.vllm.enable_lora
 
 
-@pytest.mark.parametrize("path", sorted((CONFIGS / "crafter").glob("*.yaml")) + sorted((CONFIGS / "minigrid").glob("*.yaml")),
-                         ids=lambda p: f"{p.parent.name}/{p.name}")
+SHIPPED = sorted((CONFIGS / "crafter").glob("*.yaml")) + sorted((CONFIGS / "minigrid").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_crafter_configs_use_the_analyst_and_minigrid_configs_the_teacher(path):
     cfg = load_config(path)
     assert cfg.adapter.role == ("analyst" if path.parent.name == "crafter" else "teacher")

@@ -27,7 +27,8 @@ from llmrl.teacher.prompting import build_prompt
 from llmrl.teacher.service import TeacherService
 
 OPTIONS = ("collect wood", "place table", "explore")
-STATES = [f"You see tree, grass. Nearby: tree {i} steps north. Inventory: wood {j}." for i in range(3) for j in range(3)]
+STATES = [f"You see tree, grass. Nearby: tree {i} steps north. Inventory: wood {j}."
+          for i in range(3) for j in range(3)]
 CONTEXT = "Recently completed: collect wood."
 # What the student completed its sub-goal after (in the tiny LM's vocabulary: one word token, so that a few
 # optimizer steps on its random weights visibly move its greedy text).

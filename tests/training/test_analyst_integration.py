@@ -34,13 +34,15 @@ def test_an_analyst_lora_is_trained_in_the_run_and_served_to_the_analyst(analyst
     s = analyst_run
     run_dir = Path(s["run_dir"])
     version = latest_adapter(run_dir)
-    assert version is not None and version.role == "analyst" and s["adapter_accepted"] >= 1, {k: v for k, v in s.items() if "adapter" in k or "anal" in k}
+    counters = {k: v for k, v in s.items() if "adapter" in k or "anal" in k}
+    assert version is not None and version.role == "analyst" and s["adapter_accepted"] >= 1, counters
     assert json.loads((Path(version.path) / MANIFEST).read_text())["role"] == "analyst"
     metrics = rows(s["run_dir"])
     assert max(r["teacher_adapter_version"] for r in metrics) >= 1  # hot-loaded into the analyst, no restart
     assert s["teacher_adapter_load_failures"] == 0 and s["teacher_restarts"] == 0
     assert s["teacher_analyses"] >= 1 and s["teacher_analyst_failures"] == 0
-    assert s["teacher_analyst_calls"] == s["teacher_analyses"] + s["teacher_analyses_empty"] + s["teacher_analyst_failures"]
+    assert s["teacher_analyst_calls"] == (s["teacher_analyses"] + s["teacher_analyses_empty"]
+                                          + s["teacher_analyst_failures"])
 
 
 def test_the_checkpointed_pairs_are_analyses_before_completed_plans(analyst_run):
