@@ -55,3 +55,17 @@ def test_the_checkpointed_pairs_are_analyses_before_completed_plans(analyst_run)
     pairs.load_state_dict(state[PAIRS_KEY])
     assert pairs.pairs() and all(p.analysis for p in pairs.pairs())
     assert latest_adapter(s["checkpoint"]).role == "analyst"  # the checkpoint holds the analyst's adapter
+
+
+def test_eval_teacher_of_the_run_serves_its_analyst_adapter(analyst_run):
+    import subprocess
+    import sys
+
+    s = analyst_run
+    out = subprocess.run(
+        [sys.executable, "-m", "llmrl.cli", "eval", "--teacher", s["run_dir"], "--episodes", "1"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    result = json.loads(out.stdout[out.stdout.index("{"):])
+    assert result["adapter_version"] == latest_adapter(s["checkpoint"]).version >= 1  # loaded onto the analyst
