@@ -242,7 +242,8 @@ class AdapterConfig:
     # of the model the server runs) or the analyst LM (role=analyst; "" = the teacher's model), which transformers
     # loads in every teacher replica.
     base_model: str = ""
-    analysis_tokens: int = 32  # role=analyst: most new tokens of one analysis (greedy; it stops at a newline)
+    # role=analyst: new tokens generated per analysis (each costs one forward step); its first non-empty line is kept.
+    analysis_tokens: int = 32
     # role=analyst: sampling temperature of analyses (0 = greedy). Above 0 the analyst tries other analyses, so
     # the student's completions can select among them; each state is analysed once per version (cached).
     analysis_temperature: float = 0.0

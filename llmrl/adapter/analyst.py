@@ -4,8 +4,8 @@ and the analysis goes into the prompt of the teacher LM, which stays frozen.
 The analyst reads (``analyst_prompt``) the state, the admissible sub-goals, the query's context (Crafter: the
 sub-goals the student completed recently) and the prompt bank's comprehension score (how closely the student's
 recent actions matched its sub-goals, ``feedback.comprehension``), and writes one line (``Analyst.analyse``:
-batched generation, greedy unless ``adapter.analysis_temperature`` > 0, at most ``adapter.analysis_tokens``
-tokens, cut at the first newline). The teacher service puts it into the teacher's prompt as an
+batched generation of ``adapter.analysis_tokens`` tokens, greedy unless ``adapter.analysis_temperature`` > 0,
+of which the first non-empty line is kept). The teacher service puts it into the teacher's prompt as an
 ``Analysis:`` line (``prompting.query_body``) and sends it along with the advice, so it reaches the feedback
 actor with the outcome. An analysis that preceded a sub-goal the student then completed (under
 ``feedback.credit``) becomes a training pair (analyst prompt -> that analysis, ``llmrl.feedback.pairs``), and
