@@ -237,10 +237,23 @@ class AdapterConfig:
     with (``llmrl.adapter``). Training runs in its own Ray actor, never on the env runners or the learner."""
 
     enabled: bool = False  # fine-tune and hot-load a LoRA adapter on the teacher LM (teacher.backend hf|vllm|openai)
-    role: str = "teacher"  # "teacher": the LoRA goes on the teacher LM itself (its successes teach it)
-    # Local model folder (or hub name) the adapter is trained on; "" = teacher.hf.model / teacher.vllm.model.
-    # Required for teacher.backend=openai: the folder of the model the server runs.
+    # "teacher": the LoRA goes on the teacher LM itself (the student's successes teach it which plan works where).
+    # "analyst" (AdaRefiner): a small LM with the LoRA writes a short analysis of the student's situation (state,
+    # recent sub-goals, comprehension score) that goes into the prompt of the frozen teacher LM; it is trained on
+    # the analyses that preceded sub-goals the student then completed (llmrl.adapter.analyst).
+    role: str = "teacher"
+    # Local model folder, short name (`llmrl models list`) or hub name the adapter is trained on: the teacher LM
+    # (role=teacher; "" = teacher.hf.model / teacher.vllm.model; required for teacher.backend=openai: the folder
+    # of the model the server runs) or the analyst LM (role=analyst; "" = the teacher's model), which transformers
+    # loads in every teacher replica.
     base_model: str = ""
+    # role=analyst: new tokens generated per analysis (each costs one forward step); its first non-empty line is kept.
+    analysis_tokens: int = 32
+    # role=analyst: sampling temperature of analyses (0 = greedy). Above 0 the analyst tries other analyses, so
+    # the student's completions can select among them; each state is analysed once per version (cached).
+    analysis_temperature: float = 0.0
+    analyst_device: str = "cpu"  # role=analyst: where each teacher replica runs the analyst LM ("cpu", "cuda[:i]")
+    analysis_cache_size: int = 4096  # role=analyst: analyses kept per replica (least recently used dropped)
     r: int = 64  # LoRA rank (AdaRefiner: 64)
     alpha: float = 16.0  # LoRA alpha (AdaRefiner: 16)
     dropout: float = 0.05  # LoRA dropout
@@ -356,7 +369,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "teacher.openai.selection": ("sample", "choice"),
     "feedback.credit": ("plan", "episode"),
     "teacher.replay.fallback": ("none", "scripted", "hf", "vllm", "openai"),
-    "adapter.role": ("teacher",),
+    "adapter.role": ("teacher", "analyst"),
     "feedback.comprehension_embedder": ("bag_of_words", "sentence_transformers", "lm_mean_hidden"),
 }
 _NON_NEGATIVE = {
@@ -369,7 +382,7 @@ _NON_NEGATIVE = {
     "teacher.openai.max_retries", "teacher.openai.backoff_s", "run.seed", "teacher.seed", "env.max_steps",
     "teacher.log_hash_weights_max_mb",
     "adapter.dropout", "adapter.poll_s", "adapter.num_cpus", "adapter.num_gpus", "adapter.max_restarts",
-    "adapter.seed",
+    "adapter.seed", "adapter.analysis_temperature",
 }
 _POSITIVE = {
     "env.room_min", "env.room_max", "env.agent_view_size", "env.ask_every_k",
@@ -384,6 +397,7 @@ _POSITIVE = {
     "run.checkpoint_every", "teacher.log_flush_s", "teacher.log_max_mb", "teacher.log_queue_size",
     "model.grid_first_stride", "model.mission_embed_dim", "adapter.r", "adapter.alpha", "adapter.lr", "adapter.epochs", "adapter.batch_size",
     "adapter.train_every_episodes", "adapter.min_new_pairs", "adapter.max_pairs", "adapter.torch_threads",
+    "adapter.analysis_tokens", "adapter.analysis_cache_size",
 }
 _UNIT_INTERVAL = {"teacher.error_rate", "teacher.rescore_max_busy", "run.success_threshold", "adapter.heldout_frac",
                   "adapter.dropout", "teacher.vllm.gpu_memory_utilization", "ppo.gamma", "ppo.gae_lambda"}
@@ -513,10 +527,17 @@ def validate(cfg: Config) -> Config:
 
 
 def adapter_base_model(cfg: Config) -> str:
-    """The model the adapter is trained on and loaded onto: adapter.base_model, else the teacher LM's model."""
+    """The model the adapter is trained on and loaded onto (the teacher LM, or the analyst LM with
+    adapter.role=analyst): adapter.base_model, else the teacher LM's model."""
     if cfg.adapter.base_model:
         return cfg.adapter.base_model
     return {"hf": cfg.teacher.hf.model, "vllm": cfg.teacher.vllm.model}.get(cfg.teacher.backend, "")
+
+
+def analyst_config(cfg: Config) -> AdapterConfig | None:
+    """The adapter config when the online adapter runs as the analyst (adapter.role=analyst), else None; the
+    analyst LM is ``adapter_base_model(cfg)``."""
+    return cfg.adapter if cfg.adapter.enabled and cfg.adapter.role == "analyst" else None
 
 
 def _validate_adapter(cfg: Config) -> None:
@@ -533,9 +554,11 @@ def _validate_adapter(cfg: Config) -> None:
                           "actor)")
     if not adapter_base_model(cfg):
         raise ConfigError("adapter.base_model: required with teacher.backend=openai (the local folder of the "
-                          "model the server runs)")
+                          "model the server runs; with adapter.role=analyst, of the analyst LM)")
     if not a.target_modules:
         raise ConfigError("adapter.target_modules: must name at least one module")
+    if a.role == "analyst":
+        return  # the teacher LM stays frozen: the LoRA-serving settings of its backend do not apply
     if cfg.teacher.backend == "vllm" and not cfg.teacher.vllm.enable_lora:
         raise ConfigError("teacher.vllm.enable_lora: must be true with adapter.enabled")
     if cfg.teacher.backend == "vllm" and a.r > cfg.teacher.vllm.max_lora_rank:

@@ -12,7 +12,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from llmrl.messages import Advice, EpisodeSummary, PromptBankSnapshot, TeacherQuery, TeacherStats
+from llmrl.messages import AdapterVersion, Advice, EpisodeSummary, PromptBankSnapshot, TeacherQuery, TeacherStats
 
 
 @runtime_checkable
@@ -132,6 +132,21 @@ class PlanBackend(Protocol):
     async def advise(self, queries: Sequence[TeacherQuery], bank: PromptBankSnapshot) -> list[Advice]: ...
 
     async def close(self) -> None: ...
+
+
+class LoraTarget(Protocol):
+    """What ``teacher.adapter_slot.AdapterSlot`` hot-loads LoRA versions into: a teacher backend (hf, vllm, openai)
+    with ``adapter.role=teacher``, the analyst LM (``adapter.analyst.Analyst``) with ``adapter.role=analyst``.
+
+    ``prepare_adapter`` is the slow part and runs while calls go on under the previous version;
+    ``activate_adapter`` is the switch, made between two calls. Either raises to refuse a version. Local models
+    also have ``adapter_base_hash()`` (the config hash an adapter must have been trained on); for a remote server
+    the slot hashes the configured base model's folder instead.
+    """
+
+    async def prepare_adapter(self, version: AdapterVersion) -> None: ...
+
+    async def activate_adapter(self, version: AdapterVersion) -> None: ...
 
 
 class AdviceSource(Protocol):

@@ -24,10 +24,13 @@ class TeacherQuery:
     options: tuple[str, ...]  # admissible plans / sub-goals, in a stable order
     context: str = ""  # extra text for LM prompts (Crafter: recent sub-goals and comprehension score)
     adapter: str = ""  # LoRA adapter name to answer with ("" = base model); backends without LoRA ignore it
+    # The analyst's analysis of the situation (adapter.role=analyst), put into the teacher's prompt by the teacher
+    # service; runners always send "".
+    analysis: str = ""
 
     def key(self) -> tuple[str, ...]:
-        """Identity used for de-duplication and caching (context and adapter change the answer, so they count)."""
-        return (self.family, self.task, self.state_text, self.context, self.adapter, *self.options)
+        """Identity used for de-duplication and caching (context, adapter and analysis change the answer)."""
+        return (self.family, self.task, self.state_text, self.context, self.adapter, self.analysis, *self.options)
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +48,9 @@ class Advice:
     reason: str = ""  # for no-advice answers: "unparseable", "teacher_unavailable", "timeout", ...
     invalid_outputs: int = 0  # LM samples that could not be parsed or were not admissible
     adapter_version: int = 0  # version of the LoRA adapter the advice was produced with (0 = base model)
+    # The analysis the teacher read (adapter.role=analyst; "" = none): it travels to the feedback actor with the
+    # outcome, which makes it a training pair of the analyst when the student completes the sub-goal.
+    analysis: str = ""
 
     @property
     def has_advice(self) -> bool:
@@ -73,6 +79,7 @@ class AdviceOutcome:
     # the outcome becomes an adapter training pair (llmrl.feedback.pairs).
     options: tuple[str, ...] = ()
     context: str = ""
+    analysis: str = ""  # the analyst's analysis the teacher read for this advice (adapter.role=analyst)
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +150,12 @@ class TeacherStats:
     adapter_version: int = 0  # LoRA adapter version advice is produced with now (0 = base model)
     adapter_loads: int = 0  # adapter versions hot-loaded
     adapter_load_failures: int = 0  # versions refused or failed to load (the previous one stayed in service)
+    # adapter.role=analyst: prompts sent to the analyst LM, analyses put into teacher prompts, and analyses the
+    # analyst could not give (empty text, or a failed call): those queries go to the teacher without one.
+    analyst_calls: int = 0
+    analyses: int = 0
+    analyses_empty: int = 0
+    analyst_failures: int = 0
     extra: tuple[tuple[str, float], ...] = field(default_factory=tuple)
 
     @property
@@ -156,19 +169,23 @@ class TeacherStats:
 
 @dataclass(frozen=True, slots=True)
 class TrainingPair:
-    """One supervised example for the teacher's LoRA adapter: the teacher's query and the plan that worked.
+    """One supervised example for the LoRA adapter: the teacher's query and the plan that worked, and (with
+    ``adapter.role=analyst``) the analysis the teacher read before it, the analyst's target.
 
-    The prompt is not stored: it is rebuilt with ``llmrl.teacher.prompting`` from ``query`` and the prompt bank
-    when the adapter trains, so it is exactly what the teacher reads at that time.
+    The prompt is not stored: it is rebuilt (``llmrl.adapter.data.pair_text``) from ``query`` and the prompt bank
+    when the adapter trains, so it is exactly what the teacher (or the analyst) reads at that time.
     """
 
     query: TeacherQuery
     plan: str  # the option the student completed in an episode that earned credit (feedback.credit)
+    analysis: str = ""  # the analysis that preceded it ("" with role=teacher)
 
     def key(self) -> tuple[str, ...]:
         """Identity for de-duplication and the held-out split (the adapter name does not change the pair)."""
         q = self.query
-        return (q.family, q.task, q.state_text, q.context, *q.options, "->", self.plan)
+        key = (q.family, q.task, q.state_text, q.context, *q.options, "->", self.plan)
+        # Teacher-role pairs keep their old identity (and held-out split); an analysis makes another pair.
+        return (*key, "=>", self.analysis) if self.analysis else key
 
 
 @dataclass(frozen=True, slots=True)

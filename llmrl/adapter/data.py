@@ -5,7 +5,8 @@ the set grows and across restarts; the ``ceil(heldout_frac * n)`` pairs with the
 so any set of two or more pairs has both sides. The text of a pair is exactly what the teacher scores:
 ``prompting.build_prompt`` of its query with the current prompt bank, and the option's continuation from
 ``plan_choice.candidate_continuations`` (``" <plan>\\n"``), so a fine-tune raises the very log-likelihood the
-``hf`` score mode reads.
+``hf`` score mode reads. With ``adapter.role=analyst`` it is what the analyst reads and writes instead: its
+prompt (``analyst.AnalystPrompts``) and the analysis that preceded the completed sub-goal (``" <analysis>\\n"``).
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Iterable
+
+from typing import Any
 
 from llmrl.messages import PromptBankSnapshot, TrainingPair
 from llmrl.teacher.plan_choice import candidate_continuations
@@ -35,7 +38,12 @@ def split_pairs(pairs: Iterable[TrainingPair], heldout_frac: float,
     return ordered[k:], ordered[:k]
 
 
-def pair_text(pair: TrainingPair, bank: PromptBankSnapshot) -> tuple[str, str]:
-    """(prompt, continuation) as the teacher reads and scores them."""
+def pair_text(pair: TrainingPair, bank: PromptBankSnapshot, analyst_prompts: Any = None) -> tuple[str, str]:
+    """(prompt, continuation) as the teacher reads and scores them or, given the analyst's ``AnalystPrompts``
+    (adapter.role=analyst), as the analyst reads and writes them."""
+    if analyst_prompts is not None:
+        from llmrl.adapter.analyst import analysis_continuation
+
+        return analyst_prompts.build(pair.query, bank), analysis_continuation(pair.analysis)
     (continuation,) = candidate_continuations([pair.plan])
     return build_prompt(pair.query, bank), continuation

@@ -46,7 +46,10 @@ class LoraFineTuner:
         self.base_model = base_model
         self.max_prompt_tokens = max_prompt_tokens
         self._device = torch.device(cfg.device)
-        path = os.path.expanduser(base_model)
+        from llmrl.teacher.backends import local_model
+
+        # A short name (smollm2-135m) becomes its cached folder, as the teacher's and the analyst's loaders do.
+        path = os.path.expanduser(local_model(base_model, "adapter.base_model"))
         torch.manual_seed(cfg.seed)
         self.tokenizer = AutoTokenizer.from_pretrained(path)
         model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)

@@ -8,6 +8,10 @@ A background thread of the actor, every ``adapter.poll_s``:
    side of the split, with prompts built from the feedback actor's current prompt bank;
 3. keeps the result as a new version (``versions.write_version``) only when the held-out loss improved.
 
+With ``adapter.role=analyst`` the base model is the analyst LM and a pair's text is (the analyst's prompt, the
+analysis that preceded the completed sub-goal), rendered with the analyst's own tokenizer
+(``analyst.AnalystPrompts``); its versions say ``role: analyst``, and only an analyst loads them.
+
 The teacher service asks ``latest()`` and hot-loads what it gets. Everything that can go wrong is counted in
 ``stats()`` (kept in ``<run>/adapters/trainer_counters.json``, so they survive restarts) and logged, and leaves
 the version in service as it was: too few pairs for a held-out split, a
@@ -107,7 +111,9 @@ class AdapterTrainer:
             self._cursor, self._episodes_at_attempt = 0, 0
             batch = self._call("pairs_since", 0)
         self._cursor, self._episodes = batch.cursor, batch.episodes
-        new = self._pairs.add(batch.pairs)
+        # An analyst learns only from pairs that carry the analysis it wrote (the feedback actor sends no others).
+        pairs = [p for p in batch.pairs if p.analysis] if self.cfg.role == "analyst" else batch.pairs
+        new = self._pairs.add(pairs)
         self._new_since_attempt += new
         return new
 
@@ -190,8 +196,13 @@ class AdapterTrainer:
     def _fine_tune(self, tuner: Any, train: list, heldout: list) -> str:
         bank: PromptBankSnapshot = self._call("snapshot")
         tuner.load(self._start_weights(tuner))
-        train_ex = tuner.encode([pair_text(p, bank) for p in train])
-        heldout_ex = tuner.encode([pair_text(p, bank) for p in heldout])
+        analyst = None
+        if self.cfg.role == "analyst":
+            from llmrl.adapter.analyst import AnalystPrompts
+
+            analyst = AnalystPrompts(tuner.tokenizer)
+        train_ex = tuner.encode([pair_text(p, bank, analyst) for p in train])
+        heldout_ex = tuner.encode([pair_text(p, bank, analyst) for p in heldout])
         before = tuner.loss(heldout_ex)
         train_loss = tuner.train(train_ex)
         after = tuner.loss(heldout_ex)

@@ -157,7 +157,10 @@ def local_source(cfg: Config, bank: Any, adapter: Any = None, kind: type[LocalAd
     from llmrl.teacher.service import TeacherService
     from llmrl.training.teacher_state import adapter_refused
 
-    service = TeacherService(cfg.teacher, cfg.teacher.seed)
+    from llmrl.config import adapter_base_model, analyst_config
+
+    service = TeacherService(cfg.teacher, cfg.teacher.seed, adapter_base_model=adapter_base_model(cfg),
+                             analyst=analyst_config(cfg))
     service.set_bank(bank)
     source = kind(service)
     if adapter is not None and not source.run(service.load_adapter(adapter)):

@@ -216,8 +216,10 @@ class TeacherGuidedEnv(gym.Wrapper):
             self._completed.append(self._current)
         followed = (self._followed - self._followed_at_period_start) / max(self._period_steps, 1)
         options, context = (self._query.options, self._query.context) if self._query is not None else ((), "")
+        # The analysis the teacher read (adapter.role=analyst): completing the sub-goal makes it a training pair.
+        analysis = self._advice.analysis if self._advice is not None else ""
         self._outcomes.append(AdviceOutcome(self._text, self._current, int(done), int(total), followed,
-                                            options, context))
+                                            options, context, analysis))
         self._period_steps = 0
         self._followed_at_period_start = self._followed
         self._current = None

@@ -8,6 +8,10 @@ statistic of the prompt bank (``bank.trial_succeeded``):
   does not open the door);
 * ``credit="plan"``: the student completed the advised plan, whatever the episode did.
 
+With ``adapter.role=analyst`` a pair also carries the analyst's analysis the teacher read before that advice
+(``AdviceOutcome.analysis``): the analyses that preceded sub-goals the student then completed are the analyst's
+training targets. Outcomes without one (the analyst wrote nothing, or failed) make no analyst pair.
+
 ``PairLog`` keeps the distinct pairs in the feedback actor, bounded (least recently seen dropped first), each
 with the sequence number of its first appearance, so the adapter trainer fetches only what is new since its
 cursor. The log is part of the feedback actor's checkpointed state, so training data survives a resume.
@@ -23,26 +27,30 @@ from llmrl.feedback.bank import trial_succeeded
 from llmrl.messages import EpisodeSummary, PairBatch, TeacherQuery, TrainingPair
 
 
-def pairs_from_episode(summary: EpisodeSummary, credit: str) -> list[TrainingPair]:
-    """The pairs one episode contributes (outcomes without their query's options cannot be prompted: skipped)."""
+def pairs_from_episode(summary: EpisodeSummary, credit: str, role: str = "teacher") -> list[TrainingPair]:
+    """The pairs one episode contributes (outcomes without their query's options cannot be prompted: skipped;
+    with ``role="analyst"``, outcomes without an analysis too)."""
     out = []
     for outcome in summary.outcomes:
         if not outcome.options or outcome.option not in outcome.options:
             continue
+        analysis = outcome.analysis.strip() if role == "analyst" else ""
+        if role == "analyst" and not analysis:
+            continue
         if trial_succeeded(outcome, summary.success, credit):
             query = TeacherQuery(summary.family, summary.task, outcome.state_text, outcome.options, outcome.context)
-            out.append(TrainingPair(query, outcome.option))
+            out.append(TrainingPair(query, outcome.option, analysis))
     return out
 
 
 def _pair_to_list(p: TrainingPair) -> list[Any]:
     q = p.query
-    return [q.family, q.task, q.state_text, list(q.options), q.context, p.plan]
+    return [q.family, q.task, q.state_text, list(q.options), q.context, p.plan, p.analysis]
 
 
 def _pair_from_list(d: list[Any]) -> TrainingPair:
-    family, task, state, options, context, plan = d
-    return TrainingPair(TeacherQuery(family, task, state, tuple(options), context), plan)
+    family, task, state, options, context, plan, *analysis = d  # checkpoints before the analyst have 6 fields
+    return TrainingPair(TeacherQuery(family, task, state, tuple(options), context), plan, "".join(analysis))
 
 
 class PairLog:
@@ -52,11 +60,12 @@ class PairLog:
     it fetches (``add``), so a restarted feedback actor does not empty the trainer's dataset.
     """
 
-    def __init__(self, max_pairs: int, credit: str) -> None:
+    def __init__(self, max_pairs: int, credit: str, role: str = "teacher") -> None:
         if max_pairs <= 0:
             raise ValueError(f"max_pairs must be > 0, got {max_pairs}")
         self.max_pairs = max_pairs
         self.credit = credit
+        self.role = role  # adapter.role: "analyst" pairs carry (and need) the analysis
         self._pairs: OrderedDict[tuple[str, ...], tuple[int, TrainingPair]] = OrderedDict()  # key -> (seq, pair)
         self._seq = 0
         self.episodes = 0
@@ -67,7 +76,7 @@ class PairLog:
         new = 0
         for s in summaries:
             self.episodes += 1
-            new += self.add(pairs_from_episode(s, self.credit))
+            new += self.add(pairs_from_episode(s, self.credit, self.role))
         return new
 
     def add(self, pairs: Iterable[TrainingPair]) -> int:

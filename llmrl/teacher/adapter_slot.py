@@ -8,9 +8,9 @@ A switch has two steps, so advice keeps flowing from the previous version while 
    then the backend switches and they go on. Cache hits never wait.
 
 So every backend call runs under exactly one version, which is the one its answers are tagged and cached with
-(``Advice.adapter_version``). An adapter trained on another base model, or one whose files fail to load, is
-refused with a one-line warning and counted; the previous version stays in service and that version is not
-tried again.
+(``Advice.adapter_version``). An adapter trained on another base model or for another role (``adapter.role``:
+a teacher's LoRA on the analyst LM, or the reverse), or one whose files fail to load, is refused with a one-line
+warning and counted; the previous version stays in service and that version is not tried again.
 """
 
 from __future__ import annotations
@@ -27,11 +27,13 @@ T = TypeVar("T")
 
 
 class AdapterSlot:
-    """The version in service for one backend; ``source`` is the adapter trainer actor's name ("" = no polling)."""
+    """The version in service for one ``core.LoraTarget`` (the teacher's backend, or the analyst LM with
+    ``role="analyst"``); ``source`` is the adapter trainer actor's name ("" = no polling)."""
 
     def __init__(self, backend: Any, source: str = "", namespace: str | None = None, poll_s: float = 5.0,
-                 base_model: str = "") -> None:
+                 base_model: str = "", role: str = "teacher") -> None:
         self.backend = backend
+        self.role = role
         self.version: AdapterVersion | None = None
         self.loads = 0
         self.failures = 0
@@ -70,9 +72,12 @@ class AdapterSlot:
 
     async def switch(self, version: AdapterVersion) -> bool:
         """Put ``version`` in service; False (counted, logged, previous version kept) if it is refused."""
-        from llmrl.adapter.versions import check_base
+        from llmrl.adapter.versions import AdapterError, check_base
 
         try:
+            if version.role != self.role:
+                raise AdapterError(f"adapter v{version.version} ({version.path}) was trained for adapter.role="
+                                   f"{version.role}, and this LoRA goes on the {self.role} LM: refused")
             check_base(version, self._backend_base_hash(), self._base_model)
             await self.backend.prepare_adapter(version)
             self._open.clear()

@@ -9,6 +9,7 @@ Prompt layout (LLM4Teach's task prompt + examples, AdaRefiner's feedback lines, 
     Comprehension score: ...                /
     State: <state text>                     \\
     Context: <recent sub-goals, ...>         |  per query
+    Analysis: <the analyst's analysis>       |  (adapter.role=analyst only)
     Allowed plans:                           |
     - <option 1>                             |
     - <option 2>                             |
@@ -37,6 +38,8 @@ _SUBGOAL_SUCCESS = "Sub-goal success rates:"
 _COMPREHENSION = "Comprehension score:"
 _STATE = "State:"
 _CONTEXT = "Context:"
+# Not in template_text(): the tiny test LM reads it as [UNK], and a new word would re-draw its random weights.
+ANALYSIS = "Analysis:"
 
 
 def option_word(family: str) -> tuple[str, str]:
@@ -68,11 +71,14 @@ def bank_prefix(bank: PromptBankSnapshot) -> str:
 
 
 def query_body(query: TeacherQuery) -> str:
-    """The query's own part of a prompt: state, context and allowed options (no answer cue)."""
+    """The query's own part of a prompt: state, context, the analyst's analysis (if any) and allowed options (no
+    answer cue)."""
     _, plural = option_word(query.family)
     lines = [f"{_STATE} {query.state_text.strip()}"]
     if query.context.strip():
         lines.append(f"{_CONTEXT} {query.context.strip()}")
+    if query.analysis.strip():
+        lines.append(f"{ANALYSIS} {query.analysis.strip()}")
     lines.append(f"Allowed {plural}:")
     lines.extend(f"- {option}" for option in query.options)
     return "\n".join(lines)

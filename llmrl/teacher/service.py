@@ -5,7 +5,10 @@ cache keyed by (backend, prompt-bank version, adapter version, prompt), a micro-
 requests and removes duplicates, and the latest prompt bank, which it polls from the feedback actor. The RL->LLM
 direction (reweighting options by the student's measured success) is applied here, after the cache, so it can be
 switched on and off without touching any backend. With the online adapter on, it also polls the adapter
-trainer and hot-loads each new LoRA version (``adapter_slot.AdapterSlot``).
+trainer and hot-loads each new LoRA version (``adapter_slot.AdapterSlot``). With ``adapter.role=analyst`` the
+LoRA goes on the analyst LM instead (``llmrl.adapter.analyst``): every query the backend is asked first gets the
+analyst's analysis (cached per analyst version), which goes into the frozen teacher's prompt and travels back
+with the advice (``Advice.analysis``).
 
 A new bank version would make every cached answer stale at once, and with a slow LM every runner would then wait
 for fresh ones. So the service adopts a newer bank at most once per ``teacher.bank_min_interval_s`` (longer when
@@ -21,6 +24,7 @@ wraps it as a named Ray actor with bounded restarts.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import math
 import os
@@ -29,7 +33,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from llmrl.config import TeacherConfig
+from llmrl.config import AdapterConfig, TeacherConfig
 from llmrl.messages import AdapterVersion, Advice, PromptBankSnapshot, TeacherQuery, TeacherStats
 from llmrl.teacher.adapter_slot import AdapterSlot
 from llmrl.teacher.batcher import MicroBatcher
@@ -66,14 +70,7 @@ def reweight_by_success(advice: Advice, state_text: str, bank: PromptBankSnapsho
     total = sum(weights)
     if total <= 0:
         return advice
-    return Advice(
-        options=advice.options,
-        probs=tuple(w / total for w in weights),
-        bank_version=advice.bank_version,
-        source=advice.source,
-        invalid_outputs=advice.invalid_outputs,
-        adapter_version=advice.adapter_version,
-    )
+    return dataclasses.replace(advice, probs=tuple(w / total for w in weights))
 
 
 class TeacherService:
@@ -92,8 +89,11 @@ class TeacherService:
         adapter_source: str = "",
         adapter_poll_s: float = 5.0,
         adapter_base_model: str = "",
+        analyst: AdapterConfig | None = None,
         own_process: bool = False,
     ):
+        """``analyst``: the adapter config with ``role=analyst`` (the analyst LM is ``adapter_base_model``), or None
+        for no analyst (the LoRA, if any, then goes on the backend itself)."""
         self.cfg = cfg
         if own_process and cfg.cpu_nice > 0:
             # Only in a Ray actor's own worker process: niceness cannot be undone, and an in-process service
@@ -115,8 +115,17 @@ class TeacherService:
         self.batcher: MicroBatcher[TeacherQuery, Advice] = MicroBatcher(
             self._run_backend, TeacherQuery.key, cfg.max_batch_size, cfg.max_wait_ms / 1000.0
         )
-        # The LoRA version in service; adapter_source names the adapter trainer actor to poll ("" = none).
-        self.adapters = AdapterSlot(backend, adapter_source, namespace, adapter_poll_s, adapter_base_model)
+        self.analyst: Any = None  # adapter.role=analyst: the analyst stage (its LM, its cache and counters)
+        if analyst is not None:
+            from llmrl.adapter.analyst import Analyst, AnalystStage
+
+            self.analyst = AnalystStage(Analyst(adapter_base_model, analyst, cfg.hf.max_prompt_tokens,
+                                                cfg.hf.torch_threads), analyst.analysis_cache_size)
+        # The LoRA version in service (on the analyst LM, if any); adapter_source names the adapter trainer actor to
+        # poll ("" = none).
+        self.adapters = AdapterSlot(self.analyst.lm if analyst is not None else backend, adapter_source, namespace,
+                                    adapter_poll_s, adapter_base_model,
+                                    role="teacher" if analyst is None else "analyst")
         self.instance_id = uuid.uuid4().hex[:12]
         self._requests = 0
         self._llm_calls = 0
@@ -149,8 +158,7 @@ class TeacherService:
             self._remember(q)
             hit = self.cache.get(self._cache_key(q, bank.version, self.adapters.number))
             if hit is not None:
-                results.append(Advice(hit.options, hit.probs, hit.bank_version, "cache", hit.reason,
-                                      adapter_version=hit.adapter_version))
+                results.append(dataclasses.replace(hit, source="cache", invalid_outputs=0))
             else:
                 results.append(None)
                 waiting.append((i, self._submit_new_state(q)))
@@ -182,16 +190,22 @@ class TeacherService:
         bank = self.bank if bank is None else bank
         self._llm_calls += len(queries)
         t0 = time.perf_counter()
-        # The slot holds a switch back until this call is done, so all its answers come from one version.
-        answers, adapter_version = await self.adapters.call(lambda: self.backend.advise(queries, bank))
+        if self.analyst is None:
+            # The slot holds a switch back until this call is done, so all its answers come from one version.
+            answers, adapter_version = await self.adapters.call(lambda: self.backend.advise(queries, bank))
+            asked = list(queries)
+        else:
+            # The analyses come from one analyst version (the slot's); the frozen teacher then reads them.
+            asked, adapter_version = await self.analyst.add_analyses(queries, bank, self.adapters)
+            answers = await self.backend.advise(asked, bank)
         latency = time.perf_counter() - t0
         self._latency += latency
         tagged = [
             Advice(a.options, a.probs, bank.version, a.source or self.backend.name, a.reason, a.invalid_outputs,
-                   adapter_version)
-            for a in answers
+                   adapter_version, q.analysis)
+            for a, q in zip(answers, asked)
         ]
-        self._log_answers(queries, tagged, bank, latency)
+        self._log_answers(asked, tagged, bank, latency)
         for q, a in zip(queries, tagged):
             self._invalid += a.invalid_outputs
             # Only real answers are cached: a transient failure must be retried, not remembered.
@@ -366,6 +380,7 @@ class TeacherService:
             adapter_version=self.adapters.number,
             adapter_loads=self.adapters.loads,
             adapter_load_failures=self.adapters.failures,
+            **(self.analyst.counts if self.analyst is not None else {}),
         )
 
     def _extra_stats(self) -> tuple[tuple[str, float], ...]:
@@ -374,6 +389,8 @@ class TeacherService:
         backend_stats = getattr(self.backend, "stats", None)
         if callable(backend_stats):
             extra.update({f"backend/{k}": float(v) for k, v in backend_stats().items()})
+        if self.analyst is not None:
+            extra.update({f"analyst/{k}": float(v) for k, v in self.analyst.lm.stats().items()})
         if self._teacher_log is not None:
             extra.update(self._teacher_log.stats())
         return tuple(sorted(extra.items()))
@@ -413,6 +430,8 @@ class TeacherService:
             self._rescore_task.cancel()
         if self._teacher_log is not None:
             self._teacher_log.close()
+        if self.analyst is not None:
+            await self.analyst.lm.close()
         await self.backend.close()
 
 
@@ -436,12 +455,13 @@ def replica_name(cfg: TeacherConfig, index: int) -> str:
 
 def start_teacher_service(
     cfg: TeacherConfig, seed: int, feedback_actor: str = "", namespace: str | None = None, log_dir: str = "",
-    adapter: tuple[str, float, str] = ("", 5.0, ""),
+    adapter: tuple[str, float, str] = ("", 5.0, ""), analyst: AdapterConfig | None = None,
 ) -> list[Any]:
     """Create (or reuse) the named teacher replicas as Ray async actors; returns their handles.
 
     ``log_dir`` (the run folder) is where each replica writes its teacher log ("" = no log). ``adapter``: (trainer
-    actor name, poll period, base model) to hot-load LoRA versions from; "" = none."""
+    actor name, poll period, base model) to hot-load LoRA versions from; "" = none. ``analyst``: the adapter config
+    with role=analyst (the analyst LM is ``adapter``'s base model), None = no analyst."""
     import ray
 
     handles = []
@@ -460,7 +480,7 @@ def start_teacher_service(
         )
         handles.append(actor_cls.remote(cfg, seed + i, feedback_actor, namespace, replica=i, log_dir=log_dir,
                                         adapter_source=adapter[0], adapter_poll_s=adapter[1],
-                                        adapter_base_model=adapter[2], own_process=True))
+                                        adapter_base_model=adapter[2], analyst=analyst, own_process=True))
     # Fail fast, with the backend's own one-line error (a missing model, no vllm), instead of at the first env step.
     try:
         ray.get([h.ping.remote() for h in handles])

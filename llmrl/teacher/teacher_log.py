@@ -77,6 +77,7 @@ class TeacherLogRecord:
     decoding: tuple[tuple[str, Any], ...]  # decoding settings (selection, temperature, num_samples, ...)
     latency_s: float  # backend time of the batch this answer came in
     batch_size: int  # queries in that batch
+    analysis: str = ""  # the analyst's analysis the teacher read (adapter.role=analyst; absent in older logs)
     format: int = LOG_FORMAT
 
     @property
@@ -105,7 +106,7 @@ class TeacherLogRecord:
         fmt = int(d.get("format", 0))
         if fmt > LOG_FORMAT:
             raise ValueError(f"teacher log format {fmt} is newer than this llmrl reads ({LOG_FORMAT})")
-        missing = [n for n in _RECORD_FIELDS if n not in d and n != "format"]
+        missing = [n for n in _RECORD_FIELDS if n not in d and n not in _OPTIONAL_FIELDS]
         if missing:
             raise ValueError(f"teacher log record lacks {', '.join(missing)}")
         kwargs = {n: d[n] for n in _RECORD_FIELDS if n in d}
@@ -116,6 +117,9 @@ class TeacherLogRecord:
 
 
 _RECORD_FIELDS = tuple(f.name for f in dataclasses.fields(TeacherLogRecord))  # once: fields() is slow per record
+# Fields with a default: a log written before they existed still reads.
+_OPTIONAL_FIELDS = frozenset(f.name for f in dataclasses.fields(TeacherLogRecord)
+                             if f.default is not dataclasses.MISSING)
 
 
 # -- files ---------------------------------------------------------------------------------------------------
@@ -329,7 +333,7 @@ class TeacherLog:
                 family=q.family, task=q.task, state_text=q.state_text, context=q.context, options=tuple(q.options),
                 probs=tuple(float(p) for p in a.probs), reason=a.reason, invalid_outputs=a.invalid_outputs,
                 source=a.source or ident.backend, decoding=ident.decoding, latency_s=latency_s,
-                batch_size=len(queries),
+                batch_size=len(queries), analysis=q.analysis,
             )
 
     def stats(self) -> dict[str, float]:

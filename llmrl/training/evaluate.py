@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from llmrl.config import Config
+from llmrl.config import Config, adapter_base_model, analyst_config
 from llmrl.core import AdviceSource
 from llmrl.envs.guided import TEACHER_PROBS, TeacherGuidedEnv
 from llmrl.envs.registry import family_spec, make_task
@@ -67,7 +67,10 @@ def teacher_client(cfg: Config, bank: PromptBankSnapshot, adapter: AdapterVersio
     handles: list[Any] = []
     try:
         namespace = ray.get_runtime_context().namespace
-        handles = start_teacher_service(cfg.teacher, cfg.teacher.seed, "", namespace)
+        # The run's analyst LM too (adapter.role=analyst): a checkpoint's analyst adapter goes on it.
+        handles = start_teacher_service(cfg.teacher, cfg.teacher.seed, "", namespace,
+                                        adapter=("", cfg.adapter.poll_s, adapter_base_model(cfg)),
+                                        analyst=analyst_config(cfg))
         install_teacher(handles, bank, adapter)
         yield TeacherClient(cfg.teacher, namespace)
     finally:

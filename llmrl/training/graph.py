@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from llmrl.config import Config, ConfigError, TeacherConfig, adapter_base_model
+from llmrl.config import Config, ConfigError, TeacherConfig, adapter_base_model, analyst_config
 
 logger = logging.getLogger(__name__)
 
@@ -161,7 +161,7 @@ def build_graph(cfg: Config, run_dir: str | Path | None = None) -> Graph:
             persist = str(Path(run_dir) / FEEDBACK_DIR) if cfg.feedback.persist and run_dir else ""
             max_pairs = cfg.adapter.max_pairs if cfg.adapter.enabled else 0
             feedback = start_feedback_actor(cfg.feedback, description, namespace=namespace, persist_dir=persist,
-                                            max_pairs=max_pairs)
+                                            max_pairs=max_pairs, pair_role=cfg.adapter.role)
         adapter_source = ("", cfg.adapter.poll_s, "")
         if cfg.adapter.enabled:
             from llmrl.adapter.trainer import start_adapter_trainer
@@ -179,7 +179,7 @@ def build_graph(cfg: Config, run_dir: str | Path | None = None) -> Graph:
         teachers = start_teacher_service(
             _absolute_log_paths(cfg.teacher), cfg.teacher.seed, cfg.feedback.actor_name if feedback is not None else "",
             namespace, log_dir=str(Path(run_dir).resolve()) if run_dir else "",
-            adapter=adapter_source,
+            adapter=adapter_source, analyst=analyst_config(cfg),
         )
         # The service starts with an empty bank and only takes versions above 0 from the feedback actor, so
         # without this an LM teacher would read no task description until the bank's first publication.

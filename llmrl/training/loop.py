@@ -51,7 +51,9 @@ class TeacherMonitor:
     """Sums the counters of every teacher replica across Ray restarts (a restarted replica starts at zero)."""
 
     COUNTERS = ("requests", "llm_calls", "cache_hits", "batches", "batched_prompts", "no_advice", "invalid_outputs",
-                "deduplicated", "latency_s_sum", "rescored", "adapter_loads", "adapter_load_failures")
+                "deduplicated", "latency_s_sum", "rescored", "adapter_loads", "adapter_load_failures",
+                "analyst_calls", "analyses", "analyses_empty", "analyst_failures")
+    ANALYST = ("analyst_calls", "analyses", "analyses_empty", "analyst_failures")  # rows: teacher_<name>
 
     def __init__(self, handles: list[Any], state: LoopState):
         self.handles = handles
@@ -308,6 +310,8 @@ def train(cfg: Config, stream: TextIO | None = sys.stdout) -> dict[str, Any]:
                 row["teacher_adapter_version"] = monitor.adapter_version()
                 row["teacher_adapter_loads"] = teacher.get("adapter_loads", 0.0)
                 row["teacher_adapter_load_failures"] = teacher.get("adapter_load_failures", 0.0)
+                if cfg.adapter.role == "analyst":
+                    row.update({f"teacher_{k}": teacher.get(k, 0.0) for k in TeacherMonitor.ANALYST})
             success = row["eval_success"]
             if not math.isnan(success):
                 state.best_eval_success = max(state.best_eval_success, success)
@@ -398,5 +402,7 @@ def build_summary(cfg: Config, state: LoopState, row: dict[str, Any], checkpoint
                     "adapter_rejected", "adapter_diverged", "adapter_out_of_memory", "adapter_failed",
                     "adapter_no_pairs", "adapter_pairs", "teacher_adapter_loads", "teacher_adapter_load_failures"):
             summary[key] = row.get(key, 0)
+        if cfg.adapter.role == "analyst":
+            summary.update({f"teacher_{k}": row.get(f"teacher_{k}", 0) for k in TeacherMonitor.ANALYST})
         summary["adapter_heldout_loss"] = finite(row.get("adapter_heldout_loss", math.nan))
     return summary

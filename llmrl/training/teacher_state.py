@@ -100,4 +100,5 @@ def adapter_refused(adapter: AdapterVersion) -> AdapterError:
     """The error for a run's adapter that the teacher would not load: measuring "the run's teacher" without its
     adapter would measure another teacher, so this is an error, not a fallback."""
     return AdapterError(f"teacher: adapter v{adapter.version} ({adapter.path}) was refused (another base model, "
-                        "or damaged files: the teacher's log says which)")
+                        f"another adapter.role than its '{adapter.role}', or damaged files: the teacher's log says "
+                        "which)")

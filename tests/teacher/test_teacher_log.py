@@ -70,6 +70,10 @@ def test_record_round_trips_through_json_and_refuses_newer_formats():
     del incomplete["probs"]
     with pytest.raises(ValueError, match="probs"):
         TeacherLogRecord.from_dict(incomplete)
+    # A record written before the analyst (adapter.role=analyst) existed has no analysis: it still reads.
+    older = record(analysis="Collect wood first.").to_dict()
+    del older["analysis"]
+    assert TeacherLogRecord.from_dict(older).analysis == ""
 
 
 def test_prompt_hash_is_the_sha256_of_the_canonical_prompt():

@@ -42,6 +42,7 @@ from llmrl.config import HFConfig
 from llmrl.messages import AdapterVersion, Advice, PromptBankSnapshot, TeacherQuery
 from llmrl.teacher.backends import BackendError, local_model, one_line
 from llmrl.teacher.backends.merging import CallMerger
+from llmrl.teacher.backends.peft_adapters import PeftAdapters, check_adapter_files, model_base_hash
 from llmrl.teacher.plan_choice import (
     candidate_continuations,
     distribution_from_samples,
@@ -72,18 +73,55 @@ def _prompt_format(cfg: HFConfig, tok) -> ChatPrompts | PlainPrompts:
                            f"{one_line(e)}") from None
 
 
-def _check_adapter_files(folder: str) -> None:
-    """Raise if a peft adapter folder cannot be read (missing config, unreadable or empty weights)."""
-    from safetensors.torch import load_file
+def load_frozen_lm(model: str, dtype_name: str, device: str, section: str = "teacher.hf",
+                   model_key: str = "", device_key: str = ""):
+    """(tokenizer, model in eval mode without gradients) for ``model`` (a short name, local folder or hub id), on
+    ``device``; every failure is one ``BackendError`` naming the key (``<section>.model``, ``.dtype``, ``.device``
+    unless ``model_key`` / ``device_key`` say otherwise)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    path = os.path.join(folder, "adapter_model.safetensors")
+    model_key = model_key or f"{section}.model"
+    device_key = device_key or f"{section}.device"
+    if not model:
+        raise BackendError(f"{model_key}: empty; give a hub name or a local model folder")
+    dtype = getattr(torch, dtype_name, None)
+    if not isinstance(dtype, torch.dtype):
+        raise BackendError(f"{section}.dtype: {dtype_name!r} is not a torch dtype name")
+    path = os.path.expanduser(local_model(model, model_key))
     try:
-        if not os.path.isfile(os.path.join(folder, "adapter_config.json")):
-            raise FileNotFoundError("no adapter_config.json")
-        if not load_file(path):
-            raise ValueError("no tensors in adapter_model.safetensors")
-    except Exception as e:  # noqa: BLE001 - one line for the service's counted refusal
-        raise BackendError(f"adapter folder '{folder}' is not loadable: {one_line(e)}") from None
+        tok = AutoTokenizer.from_pretrained(path)
+        lm = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
+    except Exception as e:  # noqa: BLE001 - any loader failure becomes one clear line
+        raise BackendError(f"{model_key}: cannot load '{model}': {one_line(e)}") from None
+    try:
+        lm.to(device)
+    except Exception as e:  # noqa: BLE001
+        raise BackendError(f"{device_key}: cannot use {device!r}: {one_line(e)}") from None
+    lm.eval()
+    lm.requires_grad_(False)
+    return tok, lm
+
+
+def pad_id_of(tok) -> int:
+    """The tokenizer's padding id (its end-of-sequence id, or 0, for tokenizers without one)."""
+    if tok.pad_token_id is not None:
+        return tok.pad_token_id
+    return tok.eos_token_id if tok.eos_token_id is not None else 0
+
+
+def left_padded(seqs: list[list[int]], pad_id: int):
+    """(ids, attention mask, position ids), left-padded so every sequence ends at the last column."""
+    import torch
+
+    width = max(len(s) for s in seqs)
+    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(seqs), width), dtype=torch.long)
+    for r, seq in enumerate(seqs):
+        ids[r, width - len(seq):] = torch.tensor(seq, dtype=torch.long)
+        mask[r, width - len(seq):] = 1
+    # Explicit positions keep real tokens at 0..L-1 whatever the padding (absolute-position models care).
+    return ids, mask, (mask.cumsum(-1) - 1).clamp(min=0)
 
 
 class HFBackend:
@@ -91,35 +129,16 @@ class HFBackend:
 
     def __init__(self, cfg: HFConfig):
         import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
 
         # The name keeps what the config says (a short name stays "hf:smollm2-135m"), so caches and logs read well.
         self.name = f"hf:{cfg.model}"
         self._cfg = cfg
-        if not cfg.model:
-            raise BackendError("teacher.hf.model: empty; give a hub name or a local model folder")
-        dtype = getattr(torch, cfg.dtype, None)
-        if not isinstance(dtype, torch.dtype):
-            raise BackendError(f"teacher.hf.dtype: {cfg.dtype!r} is not a torch dtype name")
-        path = os.path.expanduser(local_model(cfg.model, "teacher.hf.model"))
-        try:
-            self._tok = AutoTokenizer.from_pretrained(path)
-            self._model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
-        except Exception as e:  # noqa: BLE001 - any loader failure becomes one clear line
-            raise BackendError(f"teacher.hf.model: cannot load '{cfg.model}': {one_line(e)}") from None
-        try:
-            self._model.to(cfg.device)
-        except Exception as e:  # noqa: BLE001
-            raise BackendError(f"teacher.hf.device: cannot use {cfg.device!r}: {one_line(e)}") from None
+        self._tok, self._model = load_frozen_lm(cfg.model, cfg.dtype, cfg.device)
         self._prompts = _prompt_format(cfg, self._tok)
-        self._model.eval()
-        self._model.requires_grad_(False)
         self._device = torch.device(cfg.device)
         if cfg.torch_threads > 0 and self._device.type == "cpu":
             torch.set_num_threads(cfg.torch_threads)
-        self._pad_id = self._tok.pad_token_id
-        if self._pad_id is None:
-            self._pad_id = self._tok.eos_token_id if self._tok.eos_token_id is not None else 0
+        self._pad_id = pad_id_of(self._tok)
         self._eos_id = self._tok.eos_token_id
         # logits_to_keep skips the vocabulary projection (and its memory) for every prompt position.
         self._has_logits_to_keep = "logits_to_keep" in inspect.signature(self._model.forward).parameters
@@ -129,7 +148,7 @@ class HFBackend:
         attn = getattr(self._model.config, "_attn_implementation", None)
         self._share_prompt = self._has_logits_to_keep and attn in ("sdpa", "eager")
         self._calls = CallMerger(self._model_call, MAX_PROMPTS_PER_CALL, name="hf-teacher")
-        self._peft = None  # peft.PeftModel around self._model once an adapter is loaded
+        self._adapters = PeftAdapters(self._model)
         # (prefix token ids, its KV cache for one row): the bank prefix of the latest batch (step 1 above),
         # and (prefix text, its token ids, whether the cut after it is clean: None until checked) so an
         # unchanged bank is neither re-tokenised nor re-checked per batch.
@@ -328,17 +347,7 @@ class HFBackend:
         return sums.cpu().tolist(), counts
 
     def _left_padded(self, seqs: list[list[int]]):
-        """(ids, attention mask, position ids), left-padded so every sequence ends at the last column."""
-        import torch
-
-        width = max(len(s) for s in seqs)
-        ids = torch.full((len(seqs), width), self._pad_id, dtype=torch.long)
-        mask = torch.zeros((len(seqs), width), dtype=torch.long)
-        for r, seq in enumerate(seqs):
-            ids[r, width - len(seq):] = torch.tensor(seq, dtype=torch.long)
-            mask[r, width - len(seq):] = 1
-        # Explicit positions keep real tokens at 0..L-1 whatever the padding (absolute-position models care).
-        return ids, mask, (mask.cumsum(-1) - 1).clamp(min=0)
+        return left_padded(seqs, self._pad_id)
 
     def _score_full(self, pairs: list[tuple[list[int], list[int]]]):
         """One left-padded forward over every full (prompt + option) sequence; for models that cannot take
@@ -397,13 +406,11 @@ class HFBackend:
 
     def adapter_base_hash(self) -> str:
         """The config hash an adapter must have been trained on to load here."""
-        from llmrl.adapter.versions import config_hash
-
-        return config_hash(self._model.config.to_dict())
+        return model_base_hash(self._model)
 
     async def prepare_adapter(self, version: AdapterVersion) -> None:
         """Read and check a version's weights off the model thread (the model keeps serving meanwhile)."""
-        await asyncio.to_thread(_check_adapter_files, version.path)
+        await asyncio.to_thread(check_adapter_files, version.path)
 
     async def activate_adapter(self, version: AdapterVersion) -> None:
         """Inject ``version`` and make it the active adapter, between two model calls; the previous one is
@@ -411,27 +418,11 @@ class HFBackend:
         await self._calls(("adapter", version.name), [version.path])
 
     def _switch_adapter(self, name: str, path: str) -> str:
-        from peft import PeftModel
-
         try:
-            if self._peft is None:
-                # Wraps self._model in place: its layers gain the LoRA branch, so the scoring code is unchanged.
-                self._peft = PeftModel.from_pretrained(self._model, path, adapter_name=name)
-            else:
-                self._peft.load_adapter(path, adapter_name=name)
-            self._peft.set_adapter(name)
-        except Exception as e:  # noqa: BLE001 - a broken adapter must not take the teacher down
-            if self._peft is not None and name in self._peft.peft_config and name != self._peft.active_adapter:
-                self._peft.delete_adapter(name)
-            raise BackendError(f"adapter {name} ({path}) did not load: {one_line(e)}") from None
+            return self._adapters.switch(name, path)
         finally:
             # The kept prefix KV cache was computed with the previous adapter's weights.
             self._prefix_kv = None
-        for old in [n for n in self._peft.peft_config if n != name]:
-            self._peft.delete_adapter(old)
-        self._model.requires_grad_(False)
-        self._model.eval()
-        return name
 
     async def close(self) -> None:
         # Joining waits for a model call in progress; off the event loop, so other coroutines go on meanwhile.
