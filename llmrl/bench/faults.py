@@ -149,11 +149,13 @@ def steps_lost(rows: list[dict[str, Any]]) -> int:
 
 
 def lambda_continued(rows: list[dict[str, Any]], cfg: Config) -> bool:
-    """Row i (0-based) was trained with lambda after i learner updates, as one uninterrupted run would be."""
+    """The i-th (0-based) row with a learner update was trained with lambda after i updates, as one uninterrupted
+    run would be. A row that sampled nothing (its env runner was being restarted) had no update and has no lambda."""
     from llmrl.schedule import distill_coef
 
-    return bool(rows) and all(abs(float(r["distill_coef"]) - distill_coef(i, cfg.distill)) < 1e-6
-                              for i, r in enumerate(rows))
+    updates = [r for r in rows if int(r["iter_env_steps"]) > 0]
+    return bool(updates) and all(abs(float(r["distill_coef"]) - distill_coef(i, cfg.distill)) < 1e-6
+                                 for i, r in enumerate(updates))
 
 
 def non_decreasing(values: list[float]) -> bool:

@@ -28,6 +28,8 @@ def test_lambda_continued_means_the_schedule_of_one_run():
     assert lambda_continued(rows, cfg)
     restarted = rows[:2] + [row(1536, 512, distill_coef(0, cfg.distill))]  # lambda back at its start
     assert not lambda_continued(restarted, cfg)
+    # Iterations that sampled nothing while an env runner restarted made no update: lambda goes on after them.
+    assert lambda_continued([*rows[:2], row(1024, 0, float("nan")), row(1024, 0, float("nan")), *rows[2:]], cfg)
     assert not lambda_continued([], cfg)
 
 
