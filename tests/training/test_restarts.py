@@ -9,16 +9,17 @@ import uuid
 from llmrl.training.restarts import RestartCounter
 
 
-def _answers(ray, handle, limit_s: float = 60.0) -> None:
+def _restarted(ray, handle, old_id: str, limit_s: float = 60.0) -> None:
+    """Wait until the restarted instance answers (ray.kill is asynchronous: the old one may answer first)."""
     deadline = time.monotonic() + limit_s
-    while True:
+    while time.monotonic() < deadline:
         try:
-            ray.get(handle.instance_id.remote(), timeout=5)
-            return
+            if ray.get(handle.instance_id.remote(), timeout=5) != old_id:
+                return
         except Exception:  # noqa: BLE001 - restarting
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
+            pass
+        time.sleep(0.2)
+    raise TimeoutError("the actor was not restarted")
 
 
 def test_a_ray_restart_is_counted_once_and_a_missing_actor_not_at_all(ray_local):
@@ -34,7 +35,8 @@ def test_a_ray_restart_is_counted_once_and_a_missing_actor_not_at_all(ray_local)
     counter = RestartCounter({"feedback": handle, "adapter_trainer": None}, counts)
     assert counter.poll() == {"feedback_restarts": 3}  # no trainer in this run: no field for it
     assert counter.poll() == {"feedback_restarts": 3}
+    old_id = ray_local.get(handle.instance_id.remote())
     ray_local.kill(handle, no_restart=False)
-    _answers(ray_local, handle)
+    _restarted(ray_local, handle, old_id)
     assert counter.poll() == {"feedback_restarts": 4} and counts["feedback"] == 4
     assert counter.poll() == {"feedback_restarts": 4}
