@@ -1,9 +1,12 @@
-"""Shared test fixtures. Ray tests start a small local Ray (2 CPUs, no dashboard) and always shut it down; LM tests
-use a tiny local LM built once per session."""
+"""Shared test fixtures. Ray tests share one small local Ray (2 CPUs, no dashboard), restarted when a test leaves
+something running and shut down at the end; LM tests use a tiny local LM built once per session."""
 
 from __future__ import annotations
 
 import os
+import sys
+import time
+import warnings
 
 import pytest
 
@@ -40,16 +43,64 @@ def tiny_lm_dir(tmp_path_factory):
     return str(build_tiny_lm(tmp_path_factory.mktemp("tiny_lm"), seed=0))
 
 
-@pytest.fixture
-def ray_local():
-    """A fresh local Ray for one test; shut down even when the test fails."""
+# The one local Ray the suite's Ray tests share, with the resources a test run declares (resources.num_cpus=2).
+# Starting and stopping Ray costs about 8 s, and some forty tests need one: sharing it saves minutes of CI.
+# log_to_driver as in llmrl's own init_ray: a test may read an actor's warning from the driver's output.
+SHARED_RAY = dict(num_cpus=2, include_dashboard=False, object_store_memory=256 * 1024 * 1024, namespace="llmrl",
+                  log_to_driver=True)
+# ray.kill and Algorithm.stop release names and CPUs asynchronously: how long a test's leftovers may take to go.
+LEFTOVER_WAIT_S = 15.0
+
+
+def _leftovers(ray) -> str:
+    """What the last test left running in the shared Ray (named actors, CPUs held), after a short wait."""
+    deadline = time.monotonic() + LEFTOVER_WAIT_S
+    while True:
+        names = sorted(a["name"] for a in ray.util.list_named_actors(all_namespaces=True))
+        held = ray.cluster_resources().get("CPU", 0.0) - ray.available_resources().get("CPU", 0.0)
+        if not names and held <= 0:
+            return ""
+        if time.monotonic() > deadline:
+            return f"named actors {names}, {held:g} CPUs held"
+        time.sleep(0.2)
+
+
+def _shared_ray():
     import ray
 
+    if not ray.is_initialized():
+        ray.init(**SHARED_RAY)
+    yield ray
     if ray.is_initialized():
+        left = _leftovers(ray)
+        if left:
+            warnings.warn(f"restarting the shared Ray: the test left {left}", stacklevel=1)
+            ray.shutdown()
+
+
+@pytest.fixture
+def ray_local():
+    """The suite's shared local Ray (started on first use). ``train()`` finds it running and uses it, as it would
+    a user's. After the test, anything it left running (named actors, held CPUs) gets a Ray restart, so the next
+    test never inherits another's actors."""
+    yield from _shared_ray()
+
+
+@pytest.fixture(scope="module")
+def ray_module():
+    """The same shared Ray, for a module-scoped fixture (one training run that several tests read)."""
+    yield from _shared_ray()
+
+
+def pytest_runtest_setup(item):
+    """A test marked ``own_ray`` starts Ray with settings of its own (a benchmark, another namespace): the shared
+    one is stopped first, since one process holds one Ray."""
+    ray = sys.modules.get("ray")
+    if item.get_closest_marker("own_ray") and ray is not None and ray.is_initialized():
         ray.shutdown()
-    ray.init(num_cpus=2, include_dashboard=False, object_store_memory=200 * 1024 * 1024, namespace="llmrl",
-             log_to_driver=False)
-    try:
-        yield ray
-    finally:
+
+
+def pytest_sessionfinish(session, exitstatus):
+    ray = sys.modules.get("ray")
+    if ray is not None and ray.is_initialized():
         ray.shutdown()

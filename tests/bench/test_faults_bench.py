@@ -58,7 +58,7 @@ def test_unknown_kind_is_a_one_line_error(capsys):
 
 
 @pytest.mark.integration
-def test_a_feedback_crash_trial_survives_and_is_counted(tmp_path):
+def test_a_feedback_crash_trial_survives_and_is_counted(tmp_path, ray_local):
     assert main(["--trials", "1", "--kinds", "feedback", "--steps", "1536", "--max-delay-s", "0",
                  "--out", str(tmp_path)]) == 0
     (trial,) = json.loads((tmp_path / "faults.json").read_text())["trials"]

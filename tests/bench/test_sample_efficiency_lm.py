@@ -10,7 +10,8 @@ import pytest
 
 from llmrl.bench.sample_efficiency import main
 
-pytestmark = pytest.mark.integration
+# In-process runs share the suite's Ray (tests/conftest.py).
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("ray_local")]
 
 TINY = ["ppo.train_batch_size=512", "ppo.minibatch_size=128", "ppo.num_epochs=1", "run.eval_episodes=2",
         "run.checkpoint_every=1", "resources.num_envs_per_env_runner=2", "feedback.publish_every=2",

@@ -10,7 +10,8 @@ import pytest
 
 from llmrl.bench.teacher_learns import main
 
-pytestmark = pytest.mark.integration
+# In-process runs share the suite's Ray (tests/conftest.py).
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("ray_local")]
 
 CONFIG = Path(__file__).resolve().parents[2] / "configs" / "minigrid" / "simple_doorkey.yaml"
 

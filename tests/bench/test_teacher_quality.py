@@ -77,7 +77,7 @@ def test_scripted_teacher_of_known_quality(tmp_path, error_rate, expected):
     assert report["lm"]["llm_calls"] >= report["distributions"]["planner"]["distinct_states"]
 
 
-def test_success_alone_in_process_equals_the_ray_service_path(tmp_path):
+def test_success_alone_in_process_equals_the_ray_service_path(tmp_path, ray_local):
     # Same episodes, same (fixed, imperfect) teacher: the in-process service and llmrl eval --teacher agree.
     report = _bench(tmp_path, "teacher.error_rate=0.5", "--via-service")
     assert 0.0 < report["teacher_alone"]["success"] < 1.0

@@ -46,7 +46,7 @@ def test_variants_compare_only_the_rungs_both_measured():
 
 
 @pytest.mark.integration
-def test_a_tiny_ladder_measures_every_rung_and_writes_json_and_chart(tmp_path):
+def test_a_tiny_ladder_measures_every_rung_and_writes_json_and_chart(tmp_path, ray_local):
     args = [str(ROOT / "configs/minigrid/simple_doorkey.yaml"), "ppo.train_batch_size=256",
             "ppo.minibatch_size=128", "ppo.num_epochs=1", "run.eval_episodes=2",
             "resources.num_envs_per_env_runner=2", "--env-seconds", "0.2", "--sample-steps", "64",

@@ -60,20 +60,9 @@ def _stats_after_restart(ray, handle, attempts: int = 100) -> dict[str, float]:
     raise AssertionError("feedback actor did not come back")
 
 
-@pytest.fixture
-def local_ray():
-    import ray
-
-    ray.init(num_cpus=1, include_dashboard=False, object_store_memory=80 * 1024 * 1024, namespace="llmrl_test")
-    try:
-        yield ray
-    finally:
-        ray.shutdown()
-
-
 @pytest.mark.integration
-def test_named_actor_records_and_serves_snapshots(local_ray):
-    ray = local_ray
+def test_named_actor_records_and_serves_snapshots(ray_local):
+    ray = ray_local
     cfg = FeedbackConfig(actor_name="llmrl_feedback_test", publish_every=4, min_trials=2)
     handle = start_feedback_actor(cfg, TASK)
     assert ray.get(handle.record.remote(summaries(5))) == 5
@@ -96,8 +85,8 @@ def test_named_actor_records_and_serves_snapshots(local_ray):
 
 
 @pytest.mark.integration
-def test_sigkilled_actor_recovers_its_bank_to_within_one_flush(local_ray, tmp_path):
-    ray = local_ray
+def test_sigkilled_actor_recovers_its_bank_to_within_one_flush(ray_local, tmp_path):
+    ray = ray_local
     # A flush interval far longer than the test: only what record() writes itself (a new bank version) is on disk.
     cfg = FeedbackConfig(actor_name="llmrl_feedback_persist", publish_every=4, min_trials=2, flush_s=3600.0)
     handle = start_feedback_actor(cfg, TASK, persist_dir=str(tmp_path / "feedback"))

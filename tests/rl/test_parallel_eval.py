@@ -27,7 +27,7 @@ def test_default_evaluation_stays_sequential_in_the_driver():
 
 
 @pytest.mark.integration
-def test_a_run_with_parallel_eval_evaluates_and_dates_success_at_the_scored_policy(tmp_path):
+def test_a_run_with_parallel_eval_evaluates_and_dates_success_at_the_scored_policy(tmp_path, ray_local):
     from llmrl.training.loop import train
 
     cfg = load_config(CONFIG, ["ppo.train_batch_size=256", "ppo.num_epochs=1", "run.eval_episodes=2",

@@ -20,7 +20,8 @@ import pytest
 from llmrl.config import load_config
 from llmrl.training.loop import train
 
-pytestmark = pytest.mark.integration
+# In-process runs share the suite's Ray (tests/conftest.py).
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("ray_local")]
 
 CONFIG = Path(__file__).resolve().parents[2] / "configs" / "minigrid" / "simple_doorkey.yaml"
 # Generous for a 2-core CI box under load; a hang (e.g. waiting on the dead endpoint per step) would blow it.

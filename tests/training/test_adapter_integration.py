@@ -17,7 +17,8 @@ import pytest
 
 from llmrl.adapter.versions import latest_adapter
 
-pytestmark = pytest.mark.integration
+# In-process runs share the suite's Ray (tests/conftest.py).
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("ray_local")]
 
 from test_integration import run, rows  # noqa: E402 - shared tiny-budget runner
 
@@ -60,7 +61,7 @@ def kill_trainer_after_first_version(killed: threading.Event, versions_before_ki
 
 
 @pytest.fixture(scope="module")
-def adapter_run(tmp_path_factory):
+def adapter_run(tmp_path_factory, ray_module):
     from llmrl.teacher.tiny_lm import build_tiny_lm
 
     tmp = tmp_path_factory.mktemp("adapter")

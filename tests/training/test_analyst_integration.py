@@ -14,14 +14,15 @@ import pytest
 
 from llmrl.adapter.versions import MANIFEST, latest_adapter
 
-pytestmark = pytest.mark.integration
+# In-process runs share the suite's Ray (tests/conftest.py).
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("ray_local")]
 
 from test_adapter_integration import ADAPTER  # noqa: E402 - the same tiny fine-tuning settings
 from test_integration import rows, run  # noqa: E402 - shared tiny-budget runner
 
 
 @pytest.fixture(scope="module")
-def analyst_run(tmp_path_factory):
+def analyst_run(tmp_path_factory, ray_module):
     from llmrl.teacher.tiny_lm import build_tiny_lm
 
     tmp = tmp_path_factory.mktemp("analyst")

@@ -18,7 +18,8 @@ from llmrl.config import load_config
 from llmrl.envs.crafter.score import ACHIEVEMENTS
 from llmrl.training.loop import train
 
-pytestmark = pytest.mark.integration
+# In-process runs share the suite's Ray (tests/conftest.py).
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("ray_local")]
 
 CONFIG = Path(__file__).resolve().parents[2] / "configs" / "crafter" / "default.yaml"
 TINY = [

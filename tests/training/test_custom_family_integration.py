@@ -13,7 +13,8 @@ import pytest
 from llmrl.config import load_config
 from llmrl.training.loop import train
 
-pytestmark = pytest.mark.integration
+# In-process runs share the suite's Ray (tests/conftest.py).
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("ray_local")]
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "examples" / "corridor" / "corridor.yaml"

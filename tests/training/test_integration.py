@@ -19,7 +19,8 @@ from llmrl.config import load_config
 from llmrl.schedule import distill_coef
 from llmrl.training.loop import train
 
-pytestmark = pytest.mark.integration
+# In-process runs share the suite's Ray (tests/conftest.py).
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("ray_local")]
 
 CONFIG = Path(__file__).resolve().parents[2] / "configs" / "minigrid" / "simple_doorkey.yaml"
 TINY = [
@@ -51,7 +52,7 @@ def rows(run_dir: str) -> list[dict]:
 
 
 @pytest.fixture(scope="module")
-def scripted_run(tmp_path_factory):
+def scripted_run(tmp_path_factory, ray_module):
     tmp = tmp_path_factory.mktemp("scripted")
     return run(tmp, "run.max_env_steps=1024", "run.name=scripted")
 

@@ -13,7 +13,8 @@ import pytest
 from llmrl.config import load_config
 from llmrl.training.loop import train
 
-pytestmark = pytest.mark.integration
+# In-process runs share the suite's Ray (tests/conftest.py).
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("ray_local")]
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = ["env.name=BabyAI-GoToSeqS5R2-v0", "ppo.train_batch_size=256", "ppo.minibatch_size=128", "ppo.num_epochs=1",

@@ -19,7 +19,8 @@ from llmrl.envs.registry import planner_module
 from llmrl.teacher.teacher_log import read_log
 from llmrl.training.loop import train
 
-pytestmark = pytest.mark.integration
+# In-process runs share the suite's Ray (tests/conftest.py).
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("ray_local")]
 
 CONFIG = Path(__file__).resolve().parents[2] / "configs" / "minigrid" / "simple_doorkey.yaml"
 REPRODUCIBLE = [

@@ -16,7 +16,8 @@ import pytest
 
 from llmrl.config import load_config
 
-pytestmark = [pytest.mark.integration, pytest.mark.model]
+# In-process runs share the suite's Ray (tests/conftest.py).
+pytestmark = [pytest.mark.integration, pytest.mark.model, pytest.mark.usefixtures("ray_local")]
 
 CONFIG = Path(__file__).resolve().parents[2] / "configs" / "minigrid" / "simple_doorkey_smollm.yaml"
 

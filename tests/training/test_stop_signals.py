@@ -20,7 +20,8 @@ from llmrl.config import load_config
 from llmrl.schedule import distill_coef
 from llmrl.training.loop import train
 
-pytestmark = pytest.mark.integration
+# In-process runs share the suite's Ray (tests/conftest.py).
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("ray_local")]
 
 CONFIG = Path(__file__).resolve().parents[2] / "configs" / "minigrid" / "simple_doorkey.yaml"
 TINY = ["ppo.train_batch_size=512", "ppo.minibatch_size=128", "ppo.num_epochs=1", "run.eval_episodes=2",
