@@ -1,6 +1,6 @@
 """``llmrl bench envs``: every registered MiniGrid and BabyAI id through the registered family, without Ray.
 
-    llmrl bench envs [--episodes 50] [--ids ID ...] [--tokenizer /tmp/smollm2-135m-hf | --words]
+    llmrl bench envs [--episodes 50] [--ids ID ...] [--tokenizer smollm2-135m | --words]
                      [--max-prompt-tokens 1024] [--out docs/benchmarks/envs.md]
 
 Per id, over ``--episodes`` seeded episodes (seeds 0..N-1, the env's own step limit):
@@ -132,7 +132,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="llmrl bench envs", description=__doc__.splitlines()[0])
     p.add_argument("--episodes", type=int, default=50)
     p.add_argument("--ids", nargs="*", help="registered ids (default: all)")
-    p.add_argument("--tokenizer", default="/tmp/smollm2-135m-hf", help="HF tokenizer to count prompt tokens with")
+    p.add_argument("--tokenizer", default="smollm2-135m",
+                   help="HF tokenizer to count prompt tokens with: a folder, or a short name (llmrl models list)")
     p.add_argument("--words", action="store_true", help="estimate tokens from words instead of a tokenizer")
     p.add_argument("--max-prompt-tokens", type=int, default=HFConfig().max_prompt_tokens)
     p.add_argument("--out", default="docs/benchmarks/envs.md")
@@ -143,10 +144,19 @@ def main(argv: list[str] | None = None) -> int:
         print(f"llmrl bench envs: {'unknown ids ' + ', '.join(unknown) if unknown else '--episodes must be >= 1'}",
               file=sys.stderr)
         return 2
-    if not args.words and not Path(args.tokenizer).exists():
-        print(f"llmrl bench envs: --tokenizer {args.tokenizer} not found (or pass --words)", file=sys.stderr)
-        return 2
-    count = _counter(None if args.words else args.tokenizer)
+    tokenizer = None
+    if not args.words:
+        from llmrl.models import ModelError, resolve_model
+
+        try:  # a short name is the teacher's own model, fetched on first use as the teacher would
+            tokenizer = resolve_model(args.tokenizer)
+        except ModelError as exc:
+            print(f"llmrl bench envs: --tokenizer: {exc} (or pass --words)", file=sys.stderr)
+            return 2
+        if not Path(tokenizer).exists():
+            print(f"llmrl bench envs: --tokenizer {args.tokenizer} not found (or pass --words)", file=sys.stderr)
+            return 2
+    count = _counter(tokenizer)
     load_before, wall = load_average(), time.perf_counter()
     rows = []
     for name in ids:

@@ -1,19 +1,18 @@
-"""``llmrl bench envs`` on a few ids: real envs, the real planner and skills, SmolLM2's tokenizer when present
-(else the words estimate, which the test then asks for), the table written where asked."""
+"""``llmrl bench envs`` on a few ids: real envs, the real planner and skills, SmolLM2's tokenizer when it is cached
+(``llmrl models fetch smollm2-135m``, as CI does; else the words estimate, which the test then asks for), the
+table written where asked."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 from llmrl.bench import envs
 from llmrl.cli import main as cli_main
 
-TOKENIZER = "/tmp/smollm2-135m-hf"
+from llmrl.models import cached_folder, lookup
 
 
 def test_table_over_a_few_ids(tmp_path):
     out = tmp_path / "envs.md"
-    counting = ["--tokenizer", TOKENIZER] if Path(TOKENIZER).exists() else ["--words"]
+    counting = ["--tokenizer", "smollm2-135m"] if cached_folder(lookup("smollm2-135m")) else ["--words"]
     rc = cli_main(["bench", "envs", "--episodes", "2", "--ids", "BabyAI-GoToRedBallNoDists-v0",
                    "MiniGrid-Unlock-v0", "MiniGrid-MemoryS7-v0", "--out", str(out), *counting])
     text = out.read_text()
@@ -36,3 +35,8 @@ def test_every_known_limit_names_a_registered_family_of_ids():
 
     for key, _ in envs.LIMITS:
         assert any(key in i for i in registered_ids()), key
+
+
+def test_a_missing_tokenizer_is_a_one_line_error(tmp_path, capsys):
+    assert cli_main(["bench", "envs", "--ids", "MiniGrid-Unlock-v0", "--tokenizer", str(tmp_path / "none")]) == 2
+    assert "--tokenizer" in capsys.readouterr().err

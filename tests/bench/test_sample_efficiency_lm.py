@@ -15,7 +15,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("ray_local")]
 
 TINY = ["ppo.train_batch_size=512", "ppo.minibatch_size=128", "ppo.num_epochs=1", "run.eval_episodes=2",
         "run.checkpoint_every=1", "resources.num_envs_per_env_runner=2", "feedback.publish_every=2",
-        "feedback.flush_every=1", "teacher.bank_refresh_s=0"]
+        "feedback.flush_every=1", "teacher.bank_refresh_s=0",
+        "resources.num_env_runners=0"]  # sampling in the driver: no env runner actor to cold-start (~10 s a run)
 
 
 def test_lm_arm_reports_steps_success_and_the_lm_teacher_alone(tmp_path, tiny_lm_dir):

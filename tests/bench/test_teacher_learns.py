@@ -22,7 +22,8 @@ def test_the_adapter_arm_on_a_tiny_budget(tmp_path, tiny_lm_dir):
     overrides = ["teacher.backend=hf", f"teacher.hf.model={tiny_lm_dir}", "ppo.train_batch_size=512",
                  "ppo.minibatch_size=128", "ppo.num_epochs=1", "run.eval_episodes=2",
                  "resources.num_envs_per_env_runner=2", "feedback.publish_every=2", "feedback.flush_every=1",
-                 "teacher.bank_refresh_s=0", "adapter.min_new_pairs=1", "adapter.poll_s=0.2", "adapter.r=4"]
+                 "teacher.bank_refresh_s=0", "adapter.min_new_pairs=1", "adapter.poll_s=0.2", "adapter.r=4",
+                 "resources.num_env_runners=0"]  # sampling in the driver: no env runner actor to cold-start
     assert main(["--configs", str(CONFIG), "--seeds", "0", "--steps", "1024", "--checkpoint-every", "1",
                  "--teacher-episodes", "1", "--arms", "adapter", "--out", str(tmp_path), *overrides]) == 0
     report = json.loads((tmp_path / "results.json").read_text())

@@ -82,6 +82,7 @@ def test_named_actor_records_and_serves_snapshots(ray_local):
     assert _stats_after_restart(ray, by_name)["episodes"] == 0
     assert ray.get(by_name.load_state_dict.remote(saved)) == 1
     assert ray.get(by_name.snapshot.remote()) == snap
+    ray.kill(by_name, no_restart=True)  # named actors outlive their handles: end it for the next test
 
 
 @pytest.mark.integration
@@ -103,3 +104,4 @@ def test_sigkilled_actor_recovers_its_bank_to_within_one_flush(ray_local, tmp_pa
     # The recovered bank goes on from there: versions keep counting up.
     ray.get(handle.record.remote(summaries(4)))
     assert ray.get(handle.snapshot.remote()).version == 2
+    ray.kill(handle, no_restart=True)

@@ -40,6 +40,7 @@ def test_unreachable_openai_endpoint_falls_back_without_hanging(tmp_path, capfd)
         "teacher.openai.model=x", "teacher.openai.timeout_s=0.5", "teacher.openai.max_retries=1",
         "teacher.openai.backoff_s=0.05", "run.max_env_steps=1024", "ppo.train_batch_size=512",
         "ppo.minibatch_size=128", "ppo.num_epochs=1", "run.eval_episodes=2", "resources.num_envs_per_env_runner=2",
+        "resources.num_env_runners=0",  # sampling in the driver: no env runner actor to cold-start (~10 s a run)
         f"run.out_dir={tmp_path}", "run.name=openai-down",
     ])
     t0 = time.monotonic()

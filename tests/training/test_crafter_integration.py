@@ -79,6 +79,8 @@ def test_tiny_hf_crafter_run(tmp_path):
     from llmrl.teacher.tiny_lm import build_tiny_lm
 
     model = build_tiny_lm(tmp_path / "tiny-lm")
-    summary = run(tmp_path, "run.name=hf", "teacher.backend=hf", f"teacher.hf.model={model}")
+    # Sampling in the driver (no env runner actor to cold-start, ~10 s): the scripted run covers the actor path.
+    summary = run(tmp_path, "run.name=hf", "teacher.backend=hf", f"teacher.hf.model={model}",
+                  "resources.num_env_runners=0")
     assert summary["teacher_backend"] == "hf"
     check_crafter_outputs(summary)

@@ -47,6 +47,8 @@ def test_training_with_the_smollm2_teacher(tmp_path):
 
     cfg = load_config(CONFIG, ["run.max_env_steps=1024", "ppo.train_batch_size=512", "ppo.minibatch_size=128",
                                "ppo.num_epochs=1", "run.eval_episodes=2", "resources.num_envs_per_env_runner=2",
+                               # sampling in the driver: no env runner actor to cold-start (~10 s a run)
+                               "resources.num_env_runners=0",
                                # a slow LM on a shared 2-core machine: wait for first answers rather than go on
                                "teacher.advice_timeout_s=60", f"run.out_dir={tmp_path}"])
     summary = train(cfg, stream=None)
