@@ -92,14 +92,6 @@ def ray_module():
     yield from _shared_ray()
 
 
-def pytest_runtest_setup(item):
-    """A test marked ``own_ray`` starts Ray with settings of its own (a benchmark, another namespace): the shared
-    one is stopped first, since one process holds one Ray."""
-    ray = sys.modules.get("ray")
-    if item.get_closest_marker("own_ray") and ray is not None and ray.is_initialized():
-        ray.shutdown()
-
-
 def pytest_sessionfinish(session, exitstatus):
     ray = sys.modules.get("ray")
     if ray is not None and ray.is_initialized():

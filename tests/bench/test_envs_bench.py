@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from llmrl.bench import envs
 from llmrl.cli import main as cli_main
-
 from llmrl.models import cached_folder, lookup
 
 
