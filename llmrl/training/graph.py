@@ -79,13 +79,15 @@ class Graph:
 
 
 def task_description_for(cfg: Config) -> str:
-    """The task's prompt, from one env built in the driver; also where an env the student cannot read fails, in
-    one line (``ConfigError``), before any RLlib actor starts."""
+    """The task's prompt, from one env built and reset in the driver; also where an env that cannot be built or
+    reset, or whose observation the student cannot read, fails in one line (``ConfigError``), before any RLlib
+    actor starts."""
     from llmrl.envs.registry import family_spec, make_task
     from llmrl.rl.module import check_observation_space
 
     task = make_task(cfg.env, seed=cfg.run.seed)
     try:
+        task.reset(seed=cfg.run.seed)
         check_observation_space(family_spec(cfg.env.name).encoder, task.observation_space, cfg.env.name)
         style = cfg.teacher.prompt_style
         # A family that writes only the plain prompt need not take the argument (a user's own Guidable env).

@@ -24,7 +24,7 @@ from minigrid.envs.babyai.core.roomgrid_level import RoomGridLevel
 from minigrid.envs.babyai.core.verifier import Instr
 from minigrid.utils.baby_ai_bot import BabyAIBot
 
-from llmrl.config import EnvConfig
+from llmrl.config import ConfigError, EnvConfig
 from llmrl.envs.minigrid.adapter import MiniGridTask
 from llmrl.envs.registered import planner, skills, text
 from llmrl.envs.registered.mission import MISSION_LENGTH, MISSION_VOCAB, mission_tokens, parse_mission
@@ -39,10 +39,43 @@ class BotStuck(RuntimeError):
     """BabyAIBot spent ``MAX_BOT_SEARCHES_PER_STEP`` searches on one step."""
 
 
+def bounded_bot(env: gymnasium.Env) -> BabyAIBot:
+    """minigrid's ``BabyAIBot`` for ``env``, whose ``replan`` raises ``BotStuck`` past ``MAX_BOT_SEARCHES_PER_STEP``
+    searches in one call instead of looping forever."""
+    bot = BabyAIBot(env)
+    search, replan = bot._breadth_first_search, bot.replan
+    searches = 0
+
+    def bounded_search(*args: Any, **kwargs: Any) -> Any:
+        nonlocal searches
+        searches += 1
+        if searches > MAX_BOT_SEARCHES_PER_STEP:
+            raise BotStuck(f"more than {MAX_BOT_SEARCHES_PER_STEP} searches in one step")
+        return search(*args, **kwargs)
+
+    def bounded_replan(action_taken: int | None = None) -> int:
+        nonlocal searches
+        searches = 0
+        return replan(action_taken)
+
+    bot._breadth_first_search, bot.replan = bounded_search, bounded_replan
+    return bot
+
+
+def cannot_build(name: str, exc: Exception) -> ConfigError:
+    """The one-line error for an id that minigrid itself cannot build or reset here: the WFC mazes, whose pattern
+    images minigrid's wheel lacks, fail at their first reset. Training meets it in the driver's probe env."""
+    first = str(exc).splitlines()[0] if str(exc) else ""
+    return ConfigError(f"env.name: minigrid cannot build {name} in this install ({type(exc).__name__}: {first})")
+
+
 def make_env(cfg: EnvConfig) -> gymnasium.Env:
     kwargs = {"max_steps": cfg.max_steps} if cfg.max_steps > 0 else {}
-    # The passive env checker only inspects the first calls; it is noise in a training loop.
-    return gymnasium.make(cfg.name, disable_env_checker=True, **kwargs)
+    try:
+        # The passive env checker only inspects the first calls; it is noise in a training loop.
+        return gymnasium.make(cfg.name, disable_env_checker=True, **kwargs)
+    except Exception as exc:  # noqa: BLE001 - whatever minigrid raised, the user needs its first line and the id
+        raise cannot_build(cfg.name, exc) from exc
 
 
 class RegisteredTask(MiniGridTask):
@@ -60,6 +93,7 @@ class RegisteredTask(MiniGridTask):
         })
         self._mission_ids = mission_tokens("")
         self.bot_failures = 0
+        self._was_reset = False
         self._start_episode()
 
     def _start_episode(self) -> None:
@@ -70,7 +104,13 @@ class RegisteredTask(MiniGridTask):
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[dict, dict]:
         self._mission_ids = None  # the new episode's mission is read after the env's reset
-        out = super().reset(seed=seed, options=options)
+        try:
+            out = super().reset(seed=seed, options=options)
+        except Exception as exc:  # noqa: BLE001 - only a first reset's failure means the id cannot be built
+            if self._was_reset:
+                raise
+            raise cannot_build(self.task_name, exc) from exc
+        self._was_reset = True
         self._start_episode()
         self._mission_plan = planner.mission_option(self.raw.mission)
         return out
@@ -102,21 +142,7 @@ class RegisteredTask(MiniGridTask):
         self.raw.instrs = instrs
         return instrs
 
-    def _new_bot(self) -> BabyAIBot:
-        bot = BabyAIBot(self.raw)
-        search = bot._breadth_first_search
-
-        def bounded(*args: Any, **kwargs: Any) -> Any:
-            self._bot_searches += 1
-            if self._bot_searches > MAX_BOT_SEARCHES_PER_STEP:
-                raise BotStuck(f"more than {MAX_BOT_SEARCHES_PER_STEP} searches in one step")
-            return search(*args, **kwargs)
-
-        bot._breadth_first_search = bounded
-        return bot
-
     def _replan(self, action: int | None) -> int | None:
-        self._bot_searches = 0
         try:
             return int(self._bot.replan(action))
         except Exception as exc:  # noqa: BLE001 - the bot raises or asserts where it cannot plan; count it
@@ -130,7 +156,7 @@ class RegisteredTask(MiniGridTask):
             if self._instructions() is None:
                 self._bot_dead = True
                 return None
-            self._bot = self._new_bot()
+            self._bot = bounded_bot(self.raw)
             self._bot_action = self._replan(None)
         return self._bot_action
 

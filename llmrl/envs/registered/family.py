@@ -36,11 +36,9 @@ def _make_task(cfg: Any, seed: int | None) -> Any:
 
 
 def _raw_stepper(cfg: Any, seed: int) -> tuple[Any, Any, int]:
-    import gymnasium
+    from llmrl.envs.registered.adapter import make_env
 
-    kwargs = {"max_steps": cfg.max_steps} if cfg.max_steps else {}
-    env = gymnasium.make(cfg.name, **kwargs)
-    return gym_stepper(env, seed)
+    return gym_stepper(make_env(cfg), seed)
 
 
 SPEC = FamilySpec(

@@ -202,3 +202,30 @@ def test_open_goes_for_the_shut_one_of_two_doors_of_one_colour():
     assert "go to green door, open green door" in t.options()
     run_option(t, "go to green door, open green door")
     assert t.raw.grid.get(4, 7).is_open and t.raw.grid.get(0, 3).is_open
+
+
+def test_an_id_minigrid_cannot_build_is_a_one_line_config_error():
+    """The WFC mazes build but fail at their first reset: minigrid's wheel lacks their pattern images. If a later
+    minigrid ships them, there is nothing to refuse and the test says so."""
+    import pathlib
+
+    import minigrid
+
+    if any((pathlib.Path(minigrid.__file__).parent / "envs" / "wfc" / "patterns").glob("*.png")):
+        pytest.skip("this minigrid ships the WFC pattern images")
+    from llmrl.training.graph import task_description_for
+
+    cfg = load_config("configs/minigrid/registered.yaml", ["env.name=MiniGrid-WFC-MazeSimple-v0"])
+    # The driver's probe env, built and reset before any RLlib actor starts.
+    with pytest.raises(ConfigError, match=r"^env.name: minigrid cannot build MiniGrid-WFC-MazeSimple-v0 .*"
+                                          r"FileNotFoundError") as err:
+        task_description_for(cfg)
+    assert "\n" not in str(err.value)
+
+
+def test_a_later_reset_failure_is_not_called_unbuildable(monkeypatch):
+    t = make_task(EnvConfig(name="MiniGrid-Unlock-v0", max_steps=0), 0)
+    t.reset(seed=0)
+    monkeypatch.setattr(t._env, "reset", lambda **kw: (_ for _ in ()).throw(OSError("disk gone")))
+    with pytest.raises(OSError, match="disk gone"):
+        t.reset(seed=1)
