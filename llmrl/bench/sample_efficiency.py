@@ -140,6 +140,16 @@ def run_seed(args: argparse.Namespace, wanted: list[str], seed: int, out: Path) 
     out.mkdir(parents=True, exist_ok=True)
     base = [*args.overrides, f"run.seed={seed}"]
     arms = _arm_overrides(args)
+    # With --reuse, a teacher measured alone beside an arm that is read back is read back too: it is the same
+    # teacher (start bank, or the same run's last checkpoint) on the same seeded episodes.
+    read_back = {n for n in wanted if args.reuse and (out / n / "summary.json").is_file()}
+    previous = json.loads((out / "results.json").read_text())["results"] if read_back and (
+        out / "results.json").is_file() else {}
+
+    def kept(key: str, arm: str) -> dict[str, Any] | None:
+        old = previous.get(key)
+        return old if arm in read_back and old and old.get("episodes") == args.teacher_episodes else None
+
     results: dict[str, Any] = {}
     curves = {}
     run_dirs: dict[str, str] = {}
@@ -156,11 +166,15 @@ def run_seed(args: argparse.Namespace, wanted: list[str], seed: int, out: Path) 
     if "noisy" in wanted:
         from llmrl.training.evaluate import evaluate_teacher
 
-        tcfg = load_config(args.config, [*base, "teacher.backend=scripted", f"teacher.error_rate={args.error_rate}"])
-        teachers["noisy teacher"] = evaluate_teacher(tcfg, args.teacher_episodes)["success"]
-        results["noisy_teacher_alone"] = {"success": teachers["noisy teacher"], "episodes": args.teacher_episodes}
+        results["noisy_teacher_alone"] = kept("noisy_teacher_alone", "noisy") or {
+            "success": evaluate_teacher(load_config(args.config, [*base, "teacher.backend=scripted",
+                                                                  f"teacher.error_rate={args.error_rate}"]),
+                                        args.teacher_episodes)["success"],
+            "episodes": args.teacher_episodes}
+        teachers["noisy teacher"] = results["noisy_teacher_alone"]["success"]
     if "lm" in wanted:
-        results["lm_teacher_alone"] = lm_teacher_alone(args.config, base, run_dirs.get("lm"), args.teacher_episodes)
+        results["lm_teacher_alone"] = kept("lm_teacher_alone", "lm") or lm_teacher_alone(
+            args.config, base, run_dirs.get("lm"), args.teacher_episodes)
         teachers["LM teacher (best)"] = results["lm_teacher_alone"]["best"]
     threshold = load_config(args.config).run.success_threshold
     verdicts = judge(results, teachers.get("noisy teacher", float("nan")), teachers.get("LM teacher (best)",
@@ -220,7 +234,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ppo-factor", type=float, default=3.0, help="F: PPO's budget in multiples of B")
     p.add_argument("--error-rate", type=float, default=0.3)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--seeds", default="", help="comma-separated seeds (overrides --seed); each in <out>/seed<k>/")
+    p.add_argument("--seeds", default="", help="comma-separated seeds (overrides --seed); each in <out>/seed<k>/, "
+                   "also when only one is given")
     p.add_argument("--teacher-episodes", type=int, default=100)
     p.add_argument("--arms", default="guided,ppo,noisy", help="subset of guided,ppo,noisy,lm, comma-separated")
     p.add_argument("--out", default="runs/bench-sample-efficiency")
@@ -239,7 +254,9 @@ def main(argv: list[str] | None = None) -> int:
                               f"--config or the overrides, got {backend}")
     seeds = [int(x) for x in args.seeds.split(",") if x.strip()] if args.seeds else [args.seed]
     out = Path(args.out)
-    reports = [run_seed(args, wanted, seed, out if len(seeds) == 1 else out / f"seed{seed}") for seed in seeds]
+    # --seeds puts every seed in its own folder, one seed too: a seed run alone is found by a later
+    # --seeds 0,1,2 --reuse, which then adds the table over seeds without training or measuring again.
+    reports = [run_seed(args, wanted, seed, out / f"seed{seed}" if args.seeds else out) for seed in seeds]
     if len(seeds) > 1:
         summary = over_seeds(reports)
         (out / "results.json").write_text(json.dumps({"date": today(), "machine": machine(), "config": args.config,

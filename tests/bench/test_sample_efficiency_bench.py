@@ -68,3 +68,38 @@ def test_the_lm_arm_needs_an_lm_teacher_and_arms_are_checked():
         main(["--arms", "lm,ppo", "--budget", "1"])
     with pytest.raises(ConfigError, match="--arms: unknown arm"):
         main(["--arms", "lm,bogus", "--budget", "1"])
+
+
+def test_one_seed_lands_in_its_folder_and_reuse_reads_its_teacher_back(tmp_path, monkeypatch):
+    """Training and the LM teacher are faked here (the real arms are integration runs): what is checked is where a
+    seed's results go and that --reuse measures nothing again."""
+    import json
+
+    from llmrl.bench import sample_efficiency as se
+
+    def fake_train(config, overrides, out, name, reuse):
+        (out / name).mkdir(parents=True, exist_ok=True)
+        summary = {"steps_to_success": 10_000 if name == "lm" else None, "env_steps": 50_000, "env_steps_per_s": 1.0,
+                   "wall_s": 1.0, "teacher_llm_calls": 0}
+        (out / name / "summary.json").write_text(json.dumps(summary))
+        return summary, [{"env_steps": 50_000, "eval_success": 1.0 if name == "lm" else 0.0}]
+
+    measured = []
+
+    def fake_alone(config, overrides, run_dir, episodes):
+        measured.append(run_dir)
+        return {"episodes": episodes, "start": 0.5, "end": 0.6, "end_bank_version": 3, "best": 0.6}
+
+    monkeypatch.setattr(se, "train_or_reuse", fake_train)
+    monkeypatch.setattr(se, "lm_teacher_alone", fake_alone)
+    args = ["--config", "configs/minigrid/simple_doorkey_smollm.yaml", "--arms", "lm,ppo", "--budget", "50000",
+            "--teacher-episodes", "7", "--out", str(tmp_path)]
+    assert se.main([*args, "--seeds", "2"]) == 0
+    assert (tmp_path / "seed2" / "results.json").is_file() and not (tmp_path / "lm").exists()
+    assert len(measured) == 1
+    assert se.main([*args, "--seeds", "2", "--reuse"]) == 0
+    assert len(measured) == 1  # read back, not measured again
+    report = json.loads((tmp_path / "seed2" / "results.json").read_text())
+    assert report["results"]["lm_teacher_alone"]["best"] == 0.6
+    assert se.main([*args, "--seeds", "2", "--reuse", "--teacher-episodes", "8"]) == 0
+    assert len(measured) == 2  # another episode count is another measurement
