@@ -247,6 +247,12 @@ class AdapterConfig:
     # of the model the server runs) or the analyst LM (role=analyst; "" = the teacher's model), which transformers
     # loads in every teacher replica.
     base_model: str = ""
+    # role=teacher: the plan a training pair teaches for a state. "advised": the teacher's own plan, when the
+    # student completed it (the pairs can only confirm what the teacher already says). "achieved" (hindsight): the
+    # admissible plan the student actually finished from that state, advised or not; in an episode that passes
+    # feedback.credit, the last one per state, so a detour the student undid is not taught. A student better
+    # than its teacher thus teaches the teacher the plans it does not know yet.
+    pair_label: str = "advised"
     # role=analyst: new tokens generated per analysis (each costs one forward step); its first non-empty line is kept.
     analysis_tokens: int = 32
     # role=analyst: sampling temperature of analyses (0 = greedy). Above 0 the analyst tries other analyses, so
@@ -370,6 +376,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "feedback.credit": ("plan", "episode"),
     "teacher.replay.fallback": ("none", "scripted", "hf", "vllm", "openai"),
     "adapter.role": ("teacher", "analyst"),
+    "adapter.pair_label": ("advised", "achieved"),
     "feedback.comprehension_embedder": ("bag_of_words", "sentence_transformers", "lm_mean_hidden"),
 }
 _NON_NEGATIVE = {
@@ -557,6 +564,9 @@ def _validate_adapter(cfg: Config) -> None:
                           "model the server runs; with adapter.role=analyst, of the analyst LM)")
     if not a.target_modules:
         raise ConfigError("adapter.target_modules: must name at least one module")
+    if a.role == "analyst" and a.pair_label != "advised":
+        raise ConfigError("adapter.pair_label: only 'advised' with adapter.role=analyst (its training targets are "
+                          f"the analyses, not plans), got {a.pair_label!r}")
     if a.role == "analyst":
         return  # the teacher LM stays frozen: the LoRA-serving settings of its backend do not apply
     if cfg.teacher.backend == "vllm" and not cfg.teacher.vllm.enable_lora:

@@ -80,6 +80,9 @@ class AdviceOutcome:
     options: tuple[str, ...] = ()
     context: str = ""
     analysis: str = ""  # the analyst's analysis the teacher read for this advice (adapter.role=analyst)
+    # The option of the query the student finished while the advice held, advised or not ("" = none, or not
+    # recorded: only with adapter.pair_label=achieved, the hindsight label of the adapter's training pairs).
+    achieved: str = ""
 
 
 @dataclass(frozen=True, slots=True)

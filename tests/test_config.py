@@ -102,7 +102,8 @@ def test_exponent_floats_are_numbers_and_the_adapter_section_is_validated():
     assert load_config(None, ["adapter.lr=2e-4", "ppo.lr=5e-4"]).adapter.lr == pytest.approx(2e-4)
     for bad, key in (["adapter.lr=nan"], "adapter.lr"), (["adapter.lr=fast"], "adapter.lr"), \
             (["adapter.heldout_frac=0"], "adapter.heldout_frac"), (["adapter.r=0"], "adapter.r"), \
-            (["adapter.role=critic"], "adapter.role"), (["adapter.enabled=true"], "adapter.enabled"):
+            (["adapter.role=critic"], "adapter.role"), (["adapter.enabled=true"], "adapter.enabled"), \
+            (["adapter.pair_label=guessed"], "adapter.pair_label"):
         with pytest.raises(ConfigError, match=key):
             load_config(None, bad)
     with pytest.raises(ConfigError, match="adapter.base_model"):
@@ -112,6 +113,10 @@ def test_exponent_floats_are_numbers_and_the_adapter_section_is_validated():
         load_config(None, ["adapter.enabled=true", "teacher.backend=vllm", "teacher.vllm.model=m"])
     cfg = load_config(None, ["adapter.enabled=true", "teacher.backend=hf", "teacher.hf.model=/m"])
     assert cfg.adapter.enabled and (cfg.adapter.r, cfg.adapter.alpha, cfg.adapter.epochs) == (64, 16.0, 1)
+    assert cfg.adapter.pair_label == "advised"
+    with pytest.raises(ConfigError, match="adapter.pair_label: only 'advised' with adapter.role=analyst"):
+        load_config(None, ["adapter.enabled=true", "teacher.backend=hf", "teacher.hf.model=/m",
+                           "adapter.role=analyst", "adapter.pair_label=achieved"])
 
 
 def test_teacher_cpu_nice_is_a_unix_niceness():

@@ -5,6 +5,7 @@ Four arms on the same config and seeds (each trains with its own local Ray):
   bank      the prompt bank (RL -> LLM through the prompt)
   reweight  bank + reweighting by the student's success, with episode credit
   adapter   bank + the online LoRA adapter (llmrl.adapter), with episode credit
+  hindsight the adapter arm, its pairs labelled with the plans the student achieved (adapter.pair_label=achieved)
 
 For every checkpoint of every run (``--checkpoint-every`` iterations), the teacher as it was then (that
 checkpoint's prompt bank and adapter) is measured acting alone on evaluation seeds: its success, and its plan
@@ -32,7 +33,8 @@ ARMS: dict[str, list[str]] = {
     "frozen": ["feedback.enabled=false"],
     "bank": [],
     "reweight": ["teacher.reweight_by_success=true", "feedback.credit=episode"],
-    "adapter": ["adapter.enabled=true", "feedback.credit=episode"],
+    "adapter": ["adapter.enabled=true", "feedback.credit=episode", "adapter.pair_label=advised"],
+    "hindsight": ["adapter.enabled=true", "feedback.credit=episode", "adapter.pair_label=achieved"],
 }
 
 

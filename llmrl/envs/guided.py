@@ -110,6 +110,8 @@ class TeacherGuidedEnv(gym.Wrapper):
         self._rng = np.random.default_rng(seed)
         self._zeros = np.zeros(self.num_actions, dtype=np.float32)
         self._per_option_ask = spec.ask == ASK_EVERY_K_OR_DONE
+        # Hindsight labels cost a progress check of every option per query: only when the adapter trains on them.
+        self._label_achieved = cfg.adapter.enabled and cfg.adapter.pair_label == "achieved"
         self._reset_episode_state()
 
     # -- gymnasium API -----------------------------------------------------------------------------------
@@ -151,6 +153,7 @@ class TeacherGuidedEnv(gym.Wrapper):
         self._query: TeacherQuery | None = None  # the query the current advice answered
         self._advice: Advice | None = None
         self._current: str | None = None  # option being followed (best-rated)
+        self._done_at_ask: frozenset[str] = frozenset()  # the query's options already finished when it was asked
         self._last_probs: np.ndarray | None = None
         self._since_ask = 0
         self._length = 0
@@ -193,6 +196,8 @@ class TeacherGuidedEnv(gym.Wrapper):
             self._current = self._advice.best() if self._advice is not None else None
             if self._current is not None:
                 self.task.begin_option(self._current)
+            if self._label_achieved:
+                self._done_at_ask = frozenset(o for o in query.options if self._progress_done(o))
         if self._advice is None:
             self._last_probs = None
             return None
@@ -218,11 +223,21 @@ class TeacherGuidedEnv(gym.Wrapper):
         options, context = (self._query.options, self._query.context) if self._query is not None else ((), "")
         # The analysis the teacher read (adapter.role=analyst): completing the sub-goal makes it a training pair.
         analysis = self._advice.analysis if self._advice is not None else ""
+        achieved = self._achieved_option(options) if self._label_achieved else ""
         self._outcomes.append(AdviceOutcome(self._text, self._current, int(done), int(total), followed,
-                                            options, context, analysis))
+                                            options, context, analysis, achieved))
         self._period_steps = 0
         self._followed_at_period_start = self._followed
         self._current = None
+
+    def _achieved_option(self, options: tuple[str, ...]) -> str:
+        """The option the student finished while the advice held (the hindsight label): the advised one if it is
+        done, else the first of the query's options that is done now and was not when the query was asked."""
+        fresh = [o for o in options if o not in self._done_at_ask]
+        if self._current in fresh:
+            fresh.remove(self._current)
+            fresh.insert(0, self._current)
+        return next((o for o in fresh if self._progress_done(o)), "")
 
     def _intrinsic_bonus(self) -> float:
         coef = self.cfg.env.intrinsic_reward

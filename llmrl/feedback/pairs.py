@@ -8,6 +8,10 @@ statistic of the prompt bank (``bank.trial_succeeded``):
   does not open the door);
 * ``credit="plan"``: the student completed the advised plan, whatever the episode did.
 
+With ``adapter.pair_label=achieved`` (hindsight) the plan of a pair is not the teacher's but the one the student
+finished from that state (``AdviceOutcome.achieved``, recorded by the env runner), under the same credit rule;
+where the teacher was wrong and the student did better, the pair teaches the teacher the student's plan.
+
 With ``adapter.role=analyst`` a pair also carries the analyst's analysis the teacher read before that advice
 (``AdviceOutcome.analysis``): the analyses that preceded sub-goals the student then completed are the analyst's
 training targets. Outcomes without one (the analyst wrote nothing, or failed) make no analyst pair.
@@ -27,9 +31,12 @@ from llmrl.feedback.bank import trial_succeeded
 from llmrl.messages import EpisodeSummary, PairBatch, TeacherQuery, TrainingPair
 
 
-def pairs_from_episode(summary: EpisodeSummary, credit: str, role: str = "teacher") -> list[TrainingPair]:
+def pairs_from_episode(summary: EpisodeSummary, credit: str, role: str = "teacher",
+                       label: str = "advised") -> list[TrainingPair]:
     """The pairs one episode contributes (outcomes without their query's options cannot be prompted: skipped;
-    with ``role="analyst"``, outcomes without an analysis too)."""
+    with ``role="analyst"``, outcomes without an analysis too). ``label`` is ``adapter.pair_label``."""
+    if label == "achieved":
+        return _hindsight_pairs(summary, credit)
     out = []
     for outcome in summary.outcomes:
         if not outcome.options or outcome.option not in outcome.options:
@@ -41,6 +48,20 @@ def pairs_from_episode(summary: EpisodeSummary, credit: str, role: str = "teache
             query = TeacherQuery(summary.family, summary.task, outcome.state_text, outcome.options, outcome.context)
             out.append(TrainingPair(query, outcome.option, analysis))
     return out
+
+
+def _hindsight_pairs(summary: EpisodeSummary, credit: str) -> list[TrainingPair]:
+    """(query -> the option the student finished from that state), the last one per state: when the student
+    came back to a state, what it did the first time was a detour (a wrong key picked up and dropped again)."""
+    if credit == "episode" and not summary.success:
+        return []
+    last: dict[str, TrainingPair] = {}
+    for outcome in summary.outcomes:
+        if outcome.achieved and outcome.achieved in outcome.options:
+            query = TeacherQuery(summary.family, summary.task, outcome.state_text, outcome.options, outcome.context)
+            last.pop(outcome.state_text, None)  # re-inserted: the pairs keep the order of their final visits
+            last[outcome.state_text] = TrainingPair(query, outcome.achieved)
+    return list(last.values())
 
 
 def _pair_to_list(p: TrainingPair) -> list[Any]:
@@ -60,12 +81,13 @@ class PairLog:
     it fetches (``add``), so a restarted feedback actor does not empty the trainer's dataset.
     """
 
-    def __init__(self, max_pairs: int, credit: str, role: str = "teacher") -> None:
+    def __init__(self, max_pairs: int, credit: str, role: str = "teacher", label: str = "advised") -> None:
         if max_pairs <= 0:
             raise ValueError(f"max_pairs must be > 0, got {max_pairs}")
         self.max_pairs = max_pairs
         self.credit = credit
         self.role = role  # adapter.role: "analyst" pairs carry (and need) the analysis
+        self.label = label  # adapter.pair_label: the advised plan, or the one the student achieved
         self._pairs: OrderedDict[tuple[str, ...], tuple[int, TrainingPair]] = OrderedDict()  # key -> (seq, pair)
         self._seq = 0
         self.episodes = 0
@@ -76,7 +98,7 @@ class PairLog:
         new = 0
         for s in summaries:
             self.episodes += 1
-            new += self.add(pairs_from_episode(s, self.credit, self.role))
+            new += self.add(pairs_from_episode(s, self.credit, self.role, self.label))
         return new
 
     def add(self, pairs: Iterable[TrainingPair]) -> int:

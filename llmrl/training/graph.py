@@ -163,7 +163,8 @@ def build_graph(cfg: Config, run_dir: str | Path | None = None) -> Graph:
             persist = str(Path(run_dir) / FEEDBACK_DIR) if cfg.feedback.persist and run_dir else ""
             max_pairs = cfg.adapter.max_pairs if cfg.adapter.enabled else 0
             feedback = start_feedback_actor(cfg.feedback, description, namespace=namespace, persist_dir=persist,
-                                            max_pairs=max_pairs, pair_role=cfg.adapter.role)
+                                            max_pairs=max_pairs, pair_role=cfg.adapter.role,
+                                            pair_label=cfg.adapter.pair_label)
         adapter_source = ("", cfg.adapter.poll_s, "")
         if cfg.adapter.enabled:
             from llmrl.adapter.trainer import start_adapter_trainer

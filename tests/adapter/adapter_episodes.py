@@ -9,8 +9,8 @@ KEY_STATE = "Agent sees <key>, holds <nothing>."
 DOOR_STATE = "Agent sees <door>, holds <key>."
 
 
-def outcome(state: str, option: str, done: int, total: int = 2, options=OPTIONS) -> AdviceOutcome:
-    return AdviceOutcome(state, option, done, total, 1.0, tuple(options), "")
+def outcome(state: str, option: str, done: int, total: int = 2, options=OPTIONS, achieved: str = "") -> AdviceOutcome:
+    return AdviceOutcome(state, option, done, total, 1.0, tuple(options), "", achieved=achieved)
 
 
 def episode(success: bool, *outcomes: AdviceOutcome) -> EpisodeSummary:

@@ -36,9 +36,15 @@ def test_the_adapter_arm_on_a_tiny_budget(tmp_path, tiny_lm_dir):
     assert (tmp_path / "teacher_vs_steps.png").stat().st_size > 0 and (tmp_path / "table.md").is_file()
 
 
-def test_the_arms_are_the_issues_four():
+def test_the_arms_are_the_issues_four_and_hindsight():
     from llmrl.bench.teacher_learns import ARMS
+    from llmrl.config import load_config
+
 
     assert ARMS["frozen"] == ["feedback.enabled=false"]  # the LM teacher with only the task description
     assert "teacher.reweight_by_success=true" in ARMS["reweight"] and "adapter.enabled=true" in ARMS["adapter"]
     assert ARMS["bank"] == []  # the prompt bank alone: feedback on (the default), no reweighting or adapter
+    # The adapter arms differ only in their pairs' labels, whatever the config says.
+    labels = {arm: load_config("configs/minigrid/simple_doorkey_smollm.yaml", ARMS[arm]).adapter.pair_label
+              for arm in ("adapter", "hindsight")}
+    assert labels == {"adapter": "advised", "hindsight": "achieved"}

@@ -1,0 +1,66 @@
+"""Hindsight labels (``adapter.pair_label=achieved``): on a real MiniGrid task, a student that ignores a teacher
+who always says "explore" and plays the right plan instead is recorded as having achieved the right plans, and
+those become the adapter's training pairs. The advice source is a fake (the Ray teacher is tested elsewhere)."""
+
+from __future__ import annotations
+
+from llmrl.config import Config, load_config
+from llmrl.envs.guided import TeacherGuidedEnv
+from llmrl.envs.minigrid.adapter import make_task
+from llmrl.envs.minigrid.planner import EXPLORE, correct_option
+from llmrl.feedback.pairs import pairs_from_episode
+from llmrl.messages import Advice
+
+
+class AlwaysExplore:
+    """A wrong teacher: every plan but "explore" gets probability 0."""
+
+    def request(self, query):
+        return Advice(query.options, tuple(float(o == EXPLORE) for o in query.options))
+
+    def note_advised_step(self, advice):
+        pass
+
+
+class Sink:
+    def __init__(self):
+        self.summaries = []
+
+    def send(self, summary):
+        self.summaries.append(summary)
+
+
+def play_the_right_plan(cfg: Config, seed: int = 3):
+    """One SimpleDoorKey episode in which the student acts by the scripted planner, not by the advice."""
+    task, sink = make_task(cfg.env, seed), Sink()
+    env = TeacherGuidedEnv(task, cfg, AlwaysExplore(), sink)
+    env.reset(seed=seed)
+    done = False
+    while not done:
+        action = task.option_action(correct_option(task.state_text(), task.options()))
+        _, _, terminated, truncated, _ = env.step(action)
+        done = terminated or truncated
+    (summary,) = sink.summaries
+    return summary
+
+
+def test_the_student_s_plans_are_recorded_and_become_pairs_where_the_teacher_was_wrong():
+    cfg = load_config(None, ["env.name=SimpleDoorKey", "teacher.backend=hf", "teacher.hf.model=unused-here",
+                             "adapter.enabled=true",
+                             "adapter.pair_label=achieved"])
+    summary = play_the_right_plan(cfg)
+    assert summary.success and all(o.option == EXPLORE for o in summary.outcomes)
+    achieved = [o.achieved for o in summary.outcomes if o.achieved]
+    assert any(a.startswith("go to") and a.endswith("key") for a in achieved), achieved  # fetched the key
+    assert any(a.startswith("go to") and "open" in a for a in achieved), achieved  # opened the door
+    pairs = pairs_from_episode(summary, "episode", label="achieved")
+    assert {p.plan for p in pairs} >= {a for a in achieved if a != EXPLORE}
+    for p in pairs:  # each pair is the student's plan for a state in which the teacher had said "explore"
+        assert p.plan in p.query.options and p.plan == correct_option(p.query.state_text, p.query.options)
+    # The advised label teaches only what the teacher said and the student completed: no fetched key in it.
+    assert all(p.plan == EXPLORE for p in pairs_from_episode(summary, "episode"))
+
+
+def test_nothing_is_recorded_unless_the_adapter_trains_on_hindsight_labels():
+    off = play_the_right_plan(load_config(None, ["env.name=SimpleDoorKey"]))
+    assert off.success and all(o.achieved == "" for o in off.outcomes)
