@@ -129,6 +129,9 @@ class TeacherGuidedEnv(gym.Wrapper):
         if self._last_probs is not None:
             self._advised_steps += 1
             self._followed += int(int(action) == int(np.argmax(self._last_probs)))
+        if self._option_actions is not None:  # hindsight labels: which option's skill did the student act like?
+            for option, skill_action in self._option_actions.items():
+                self._skill_matches[option] += int(skill_action is not None and skill_action == int(action))
         if self._recent_actions is not None:
             self._recent_actions.append(int(action))
         # The bonus belongs to the sub-goal this step's action served: pay it before a completed sub-goal makes
@@ -138,7 +141,7 @@ class TeacherGuidedEnv(gym.Wrapper):
         if not (terminated or truncated):
             probs = self._update_advice(force=False)
         else:
-            self._close_advice()
+            self._close_advice(state_changed=False)
             self._finish_episode()
             achievements = getattr(self.task, "episode_achievements", None)
             if achievements is not None:
@@ -153,7 +156,11 @@ class TeacherGuidedEnv(gym.Wrapper):
         self._query: TeacherQuery | None = None  # the query the current advice answered
         self._advice: Advice | None = None
         self._current: str | None = None  # option being followed (best-rated)
-        self._done_at_ask: frozenset[str] = frozenset()  # the query's options already finished when it was asked
+        # Hindsight labels only (adapter.pair_label=achieved): the query's options already finished when it was
+        # asked, every option's skill action in the current state, and on how many steps the student took it.
+        self._done_at_ask: frozenset[str] = frozenset()
+        self._option_actions: dict[str, int | None] | None = None
+        self._skill_matches: dict[str, int] = {}
         self._last_probs: np.ndarray | None = None
         self._since_ask = 0
         self._length = 0
@@ -198,12 +205,17 @@ class TeacherGuidedEnv(gym.Wrapper):
                 self.task.begin_option(self._current)
             if self._label_achieved:
                 self._done_at_ask = frozenset(o for o in query.options if self._progress_done(o))
+                self._skill_matches = dict.fromkeys(query.options, 0)
         if self._advice is None:
             self._last_probs = None
+            self._option_actions = None
             return None
         self._period_steps += 1
         self.advice_source.note_advised_step(self._advice)
-        actions = {o: self.task.option_action(o) for o, p in zip(self._advice.options, self._advice.probs) if p > 0}
+        # Hindsight labels need every option's action, not only those the teacher rates above 0.
+        actions = {o: self.task.option_action(o) for o, p in zip(self._advice.options, self._advice.probs)
+                   if p > 0 or self._label_achieved}
+        self._option_actions = actions if self._label_achieved else None
         probs = teacher_action_distribution(self._advice, actions, self.num_actions, self.cfg.teacher.mode, self._rng)
         self._last_probs = probs
         return probs
@@ -212,8 +224,9 @@ class TeacherGuidedEnv(gym.Wrapper):
         done, total = self.task.option_progress(option)
         return total > 0 and done >= total
 
-    def _close_advice(self) -> None:
-        """Record how the student did with the advice that is about to be replaced."""
+    def _close_advice(self, state_changed: bool = True) -> None:
+        """Record how the student did with the advice that is about to be replaced (``state_changed``: because
+        the state moved on, not because the episode ended)."""
         if self._current is None or self._text is None:
             return
         done, total = self.task.option_progress(self._current)
@@ -223,21 +236,33 @@ class TeacherGuidedEnv(gym.Wrapper):
         options, context = (self._query.options, self._query.context) if self._query is not None else ((), "")
         # The analysis the teacher read (adapter.role=analyst): completing the sub-goal makes it a training pair.
         analysis = self._advice.analysis if self._advice is not None else ""
-        achieved = self._achieved_option(options) if self._label_achieved else ""
+        achieved = self._achieved_option(options, state_changed) if self._label_achieved else ""
         self._outcomes.append(AdviceOutcome(self._text, self._current, int(done), int(total), followed,
                                             options, context, analysis, achieved))
         self._period_steps = 0
         self._followed_at_period_start = self._followed
         self._current = None
 
-    def _achieved_option(self, options: tuple[str, ...]) -> str:
-        """The option the student finished while the advice held (the hindsight label): the advised one if it is
-        done, else the first of the query's options that is done now and was not when the query was asked."""
-        fresh = [o for o in options if o not in self._done_at_ask]
-        if self._current in fresh:
-            fresh.remove(self._current)
-            fresh.insert(0, self._current)
-        return next((o for o in fresh if self._progress_done(o)), "")
+    def _achieved_option(self, options: tuple[str, ...], state_changed: bool) -> str:
+        """The option the student carried out while the advice held (the hindsight label), or "" if unclear.
+
+        Of the query's options finished now and not when it was asked, the one whose skill the student's actions
+        matched most often (ties: the advised option, then the query's order): finishing one option can finish
+        another as a by-product (MiniGrid's "explore" is done once nothing is left to see, which fetching the key
+        can also bring about). If none finished and the state moved on (MiniGrid: something new came into view),
+        the option whose skill it matched most often, if exactly one did: two skills that agreed on every step
+        (walking towards a key that is also the way to explore) say nothing about which one the student meant.
+        """
+        order = sorted(options, key=lambda o: o != self._current)  # stable: the advised option first
+        finished = [o for o in order if o not in self._done_at_ask and self._progress_done(o)]
+        if finished:
+            return max(finished, key=lambda o: self._skill_matches.get(o, 0))
+        if not state_changed:
+            return ""
+        counts = sorted((self._skill_matches.get(o, 0), o) for o in options)
+        if not counts or counts[-1][0] == 0 or (len(counts) > 1 and counts[-2][0] == counts[-1][0]):
+            return ""
+        return counts[-1][1]
 
     def _intrinsic_bonus(self) -> float:
         coef = self.cfg.env.intrinsic_reward

@@ -51,17 +51,20 @@ def pairs_from_episode(summary: EpisodeSummary, credit: str, role: str = "teache
 
 
 def _hindsight_pairs(summary: EpisodeSummary, credit: str) -> list[TrainingPair]:
-    """(query -> the option the student finished from that state), the last one per state: when the student
-    came back to a state, what it did the first time was a detour (a wrong key picked up and dropped again)."""
+    """(query -> the option the student finished from that state), from the last visit to each state: when the
+    student came back to a state, what it did the first time was a detour (a key dropped and picked up again);
+    a last visit that finished nothing teaches nothing about its state."""
     if credit == "episode" and not summary.success:
         return []
-    last: dict[str, TrainingPair] = {}
+    last: dict[str, TrainingPair | None] = {}
     for outcome in summary.outcomes:
+        last.pop(outcome.state_text, None)  # re-inserted: the pairs keep the order of their final visits
         if outcome.achieved and outcome.achieved in outcome.options:
             query = TeacherQuery(summary.family, summary.task, outcome.state_text, outcome.options, outcome.context)
-            last.pop(outcome.state_text, None)  # re-inserted: the pairs keep the order of their final visits
             last[outcome.state_text] = TrainingPair(query, outcome.achieved)
-    return list(last.values())
+        else:
+            last[outcome.state_text] = None
+    return [p for p in last.values() if p is not None]
 
 
 def _pair_to_list(p: TrainingPair) -> list[Any]:

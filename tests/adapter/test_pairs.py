@@ -34,7 +34,7 @@ def test_hindsight_labels_teach_the_plan_the_student_finished_not_the_advised_on
     # The teacher said "explore" by the key; the student fetched the key instead, and the episode succeeded.
     won = episode(True, outcome(KEY_STATE, OPTIONS[0], 0, 1, achieved=OPTIONS[1]),
                   outcome(DOOR_STATE, OPTIONS[2], 2, achieved=OPTIONS[2]),
-                  outcome(DOOR_STATE, OPTIONS[0], 0, 1))  # nothing finished under this advice: no pair from it
+                  outcome("Agent sees <door (open)>, holds <key>.", OPTIONS[0], 0, 1))  # nothing done: no pair
     # Advised labels: only the advice the student completed, so the key state teaches nothing.
     assert [p.query.state_text for p in pairs_from_episode(won, "episode")] == [DOOR_STATE]
     hindsight = pairs_from_episode(won, "episode", label="achieved")
@@ -45,16 +45,19 @@ def test_hindsight_labels_teach_the_plan_the_student_finished_not_the_advised_on
     assert [p.plan for p in pairs_from_episode(lost, "plan", label="achieved")] == [OPTIONS[1]]
 
 
-def test_hindsight_keeps_the_last_plan_per_state_so_an_undone_detour_is_not_taught():
+def test_hindsight_takes_each_state_s_last_visit_so_an_undone_detour_is_not_taught():
     # The student first took the wrong turn from the key state, came back to it, and then did the right thing.
     detour = episode(True, outcome(KEY_STATE, OPTIONS[1], 0, achieved=OPTIONS[0]),
                      outcome(DOOR_STATE, OPTIONS[2], 0, achieved=OPTIONS[0]),
-                     outcome(KEY_STATE, OPTIONS[1], 2, achieved=OPTIONS[1]),
-                     outcome(KEY_STATE, OPTIONS[1], 0, achieved="fly"))  # not among the options: ignored
+                     outcome(KEY_STATE, OPTIONS[1], 2, achieved=OPTIONS[1]))
     got = [(p.query.state_text, p.plan) for p in pairs_from_episode(detour, "episode", label="achieved")]
     assert got == [(DOOR_STATE, OPTIONS[0]), (KEY_STATE, OPTIONS[1])]
     log = PairLog(10, "episode", label="achieved")
     assert log.record([detour]) == 2 and {p.plan for p in log.pairs()} == {OPTIONS[0], OPTIONS[1]}
+    # A last visit that finished nothing (or an option that is not the query's) teaches nothing for its state.
+    undone = episode(True, *detour.outcomes, outcome(KEY_STATE, OPTIONS[1], 0),
+                     outcome(DOOR_STATE, OPTIONS[2], 0, achieved="fly"))
+    assert pairs_from_episode(undone, "episode", label="achieved") == []
 
 
 def test_log_deduplicates_bounds_and_serves_what_is_new_since_a_cursor():
