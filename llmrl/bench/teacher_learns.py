@@ -6,6 +6,8 @@ Four arms on the same config and seeds (each trains with its own local Ray):
   reweight  bank + reweighting by the student's success, with episode credit
   adapter   bank + the online LoRA adapter (llmrl.adapter), with episode credit
   hindsight the adapter arm, its pairs labelled with the plans the student achieved (adapter.pair_label=achieved)
+  hindsight_only  hindsight with a prompt bank that never publishes: the teacher's prompt stays the frozen arm's,
+            so only the adapter changes the teacher (the bank alone moves its success by up to 0.3 on SimpleDoorKey)
 
 For every checkpoint of every run (``--checkpoint-every`` iterations), the teacher as it was then (that
 checkpoint's prompt bank and adapter) is measured acting alone on evaluation seeds: its success, and its plan
@@ -29,12 +31,15 @@ from llmrl.config import Config, load_config
 from llmrl.messages import Advice, PromptBankSnapshot, TeacherQuery
 from llmrl.training.checkpoint import LOOP_STATE
 
+NEVER_PUBLISH = 10**9  # episodes between bank versions: more than any run has, so the bank stays at version 0
 ARMS: dict[str, list[str]] = {
     "frozen": ["feedback.enabled=false"],
     "bank": [],
     "reweight": ["teacher.reweight_by_success=true", "feedback.credit=episode"],
     "adapter": ["adapter.enabled=true", "feedback.credit=episode", "adapter.pair_label=advised"],
     "hindsight": ["adapter.enabled=true", "feedback.credit=episode", "adapter.pair_label=achieved"],
+    "hindsight_only": ["adapter.enabled=true", "feedback.credit=episode", "adapter.pair_label=achieved",
+                       f"feedback.publish_every={NEVER_PUBLISH}"],
 }
 
 

@@ -45,6 +45,8 @@ def test_the_arms_are_the_issues_four_and_hindsight():
     assert "teacher.reweight_by_success=true" in ARMS["reweight"] and "adapter.enabled=true" in ARMS["adapter"]
     assert ARMS["bank"] == []  # the prompt bank alone: feedback on (the default), no reweighting or adapter
     # The adapter arms differ only in their pairs' labels, whatever the config says.
-    labels = {arm: load_config("configs/minigrid/simple_doorkey_smollm.yaml", ARMS[arm]).adapter.pair_label
-              for arm in ("adapter", "hindsight")}
-    assert labels == {"adapter": "advised", "hindsight": "achieved"}
+    cfgs = {arm: load_config("configs/minigrid/simple_doorkey_smollm.yaml", ARMS[arm])
+            for arm in ("adapter", "hindsight", "hindsight_only")}
+    assert {arm: c.adapter.pair_label for arm, c in cfgs.items()} == {
+        "adapter": "advised", "hindsight": "achieved", "hindsight_only": "achieved"}
+    assert cfgs["hindsight_only"].feedback.publish_every > 10**8 > cfgs["hindsight"].feedback.publish_every
