@@ -62,7 +62,7 @@ class AdapterTrainer:
         self._max_prompt_tokens = max_prompt_tokens
         self._tuner: Any = None
         self._tuner_error = ""
-        self._pairs = PairLog(cfg.max_pairs, credit="")
+        self._pairs = PairLog(cfg.max_pairs, credit="", label=cfg.pair_label)  # hindsight: newer pair per state wins
         self._cursor = 0
         self._episodes = 0
         self._new_since_attempt = 0

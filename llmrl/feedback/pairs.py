@@ -16,6 +16,11 @@ With ``adapter.role=analyst`` a pair also carries the analyst's analysis the tea
 (``AdviceOutcome.analysis``): the analyses that preceded sub-goals the student then completed are the analyst's
 training targets. Outcomes without one (the analyst wrote nothing, or failed) make no analyst pair.
 
+A student's behaviour is noisy: across episodes the same state gets different hindsight labels (a step towards
+the door on the way to the key reads as "open the door"). So with hindsight labels ``PairLog`` holds one pair
+per state, the plan with the most votes over all the episodes that passed the credit rule; a pair whose state
+changes its majority plan comes out again as a new pair, and replaces the old one in the trainer too.
+
 ``PairLog`` keeps the distinct pairs in the feedback actor, bounded (least recently seen dropped first), each
 with the sequence number of its first appearance, so the adapter trainer fetches only what is new since its
 cursor. The log is part of the feedback actor's checkpointed state, so training data survives a resume.
@@ -23,7 +28,7 @@ cursor. The log is part of the feedback actor's checkpointed state, so training 
 
 from __future__ import annotations
 
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Iterable
 from typing import Any
 
@@ -77,11 +82,18 @@ def _pair_from_list(d: list[Any]) -> TrainingPair:
     return TrainingPair(TeacherQuery(family, task, state, tuple(options), context), plan, "".join(analysis))
 
 
+def _state_key(pair: TrainingPair) -> tuple[str, ...]:
+    q = pair.query
+    return (q.family, q.task, q.state_text, q.context, *q.options)
+
+
 class PairLog:
     """Distinct training pairs, bounded by ``max_pairs``; ``since(cursor)`` gives the ones first seen later.
 
     The feedback actor fills it from episodes (``record``); the adapter trainer keeps its own from the batches
-    it fetches (``add``), so a restarted feedback actor does not empty the trainer's dataset.
+    it fetches (``add``), so a restarted feedback actor does not empty the trainer's dataset. With
+    ``label="achieved"`` (hindsight) there is one pair per state: ``record`` counts the episodes' votes for each
+    state's plans and keeps the majority, and ``add`` replaces a state's pair with a newer one.
     """
 
     def __init__(self, max_pairs: int, credit: str, role: str = "teacher", label: str = "advised") -> None:
@@ -92,33 +104,52 @@ class PairLog:
         self.role = role  # adapter.role: "analyst" pairs carry (and need) the analysis
         self.label = label  # adapter.pair_label: the advised plan, or the one the student achieved
         self._pairs: OrderedDict[tuple[str, ...], tuple[int, TrainingPair]] = OrderedDict()  # key -> (seq, pair)
+        self._votes: dict[tuple[str, ...], Counter[str]] = {}  # hindsight: state key -> plan -> episodes
         self._seq = 0
         self.episodes = 0
         self.duplicates = 0  # pairs seen again (they refresh recency, not the cursor)
 
+    def _key(self, pair: TrainingPair) -> tuple[str, ...]:
+        return _state_key(pair) if self.label == "achieved" else pair.key()
+
     def record(self, summaries: list[EpisodeSummary]) -> int:
-        """Add the pairs of these episodes; returns how many were new."""
+        """Add the pairs of these episodes; returns how many were new (hindsight: states whose plan changed)."""
         new = 0
         for s in summaries:
             self.episodes += 1
-            new += self.add(pairs_from_episode(s, self.credit, self.role, self.label))
+            pairs = pairs_from_episode(s, self.credit, self.role, self.label)
+            new += self.add([self._vote(p) for p in pairs] if self.label == "achieved" else pairs)
         return new
+
+    def _vote(self, pair: TrainingPair) -> TrainingPair:
+        """Count one episode's vote for this state's plan; returns the state's majority pair (ties: the one kept)."""
+        key = _state_key(pair)
+        votes = self._votes.setdefault(key, Counter())
+        votes[pair.plan] += 1
+        kept = self._pairs[key][1].plan if key in self._pairs else pair.plan
+        winner = max(votes, key=lambda plan: (votes[plan], plan == kept))
+        return TrainingPair(pair.query, winner, pair.analysis)
 
     def add(self, pairs: Iterable[TrainingPair]) -> int:
         """Add pairs (a pair seen before only becomes the most recent); returns how many were new."""
         new = 0
         for pair in pairs:
-            key = pair.key()
-            if key in self._pairs:
+            key = self._key(pair)
+            if key in self._pairs and self._pairs[key][1] == pair:
                 self._pairs.move_to_end(key)
                 self.duplicates += 1
                 continue
+            self._pairs.pop(key, None)  # hindsight: the state's majority plan changed
             self._seq += 1
             self._pairs[key] = (self._seq, pair)
             new += 1
-        while len(self._pairs) > self.max_pairs:
-            self._pairs.popitem(last=False)
+        self._bound()
         return new
+
+    def _bound(self) -> None:
+        while len(self._pairs) > self.max_pairs:
+            key, _ = self._pairs.popitem(last=False)
+            self._votes.pop(key, None)
 
     def pairs(self) -> list[TrainingPair]:
         return [p for _, p in self._pairs.values()]
@@ -132,15 +163,24 @@ class PairLog:
         return len(self._pairs)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"seq": self._seq, "episodes": self.episodes, "credit": self.credit,
-                "pairs": [[seq, *_pair_to_list(p)] for seq, p in self._pairs.values()]}
+        state = {"seq": self._seq, "episodes": self.episodes, "credit": self.credit,
+                 "pairs": [[seq, *_pair_to_list(p)] for seq, p in self._pairs.values()]}
+        if self._votes:  # hindsight: one {plan: votes} per pair, in the same order
+            state["votes"] = [dict(self._votes.get(key, {})) for key in self._pairs]
+        return state
 
     def load_state_dict(self, d: dict[str, Any]) -> None:
         self._pairs.clear()
-        for seq, *rest in d.get("pairs", []):
+        self._votes.clear()
+        stored = d.get("pairs", [])
+        votes = list(d.get("votes") or [])  # absent before hindsight labels: no votes, every pair kept
+        votes += [{}] * (len(stored) - len(votes))
+        for (seq, *rest), pair_votes in zip(stored, votes):
             pair = _pair_from_list(rest)
-            self._pairs[pair.key()] = (int(seq), pair)
+            key = self._key(pair)
+            self._pairs[key] = (int(seq), pair)
+            if pair_votes:
+                self._votes[key] = Counter({plan: int(n) for plan, n in pair_votes.items()})
         self._seq = int(d.get("seq", 0))
         self.episodes = int(d.get("episodes", 0))
-        while len(self._pairs) > self.max_pairs:
-            self._pairs.popitem(last=False)
+        self._bound()

@@ -60,6 +60,32 @@ def test_hindsight_takes_each_state_s_last_visit_so_an_undone_detour_is_not_taug
     assert pairs_from_episode(undone, "episode", label="achieved") == []
 
 
+def test_hindsight_log_keeps_each_state_s_majority_plan_and_serves_a_change_as_a_new_pair():
+    log = PairLog(10, "episode", label="achieved")
+    right, wrong = OPTIONS[1], OPTIONS[2]
+
+    def won(plan):
+        return episode(True, outcome(KEY_STATE, OPTIONS[0], 0, achieved=plan))
+
+    assert log.record([won(wrong)]) == 1 and [p.plan for p in log.pairs()] == [wrong]
+    cursor = log.since(0).cursor
+    assert log.record([won(right)]) == 0  # a 1-1 tie: the plan kept stays
+    assert log.record([won(right)]) == 1 and [p.plan for p in log.pairs()] == [right]  # 2-1: the majority wins
+    assert [p.plan for p in log.since(cursor).pairs] == [right]  # served again, as new
+    assert log.record([won(wrong)]) == 0 and len(log) == 1  # 2-2: still the kept one, and one pair per state
+    # The trainer's log (filled by add) replaces a state's pair with the newer one instead of keeping both.
+    trainer = PairLog(10, "", label="achieved")
+    assert trainer.add([pair(KEY_STATE, wrong)]) == 1 and trainer.add([pair(KEY_STATE, right)]) == 1
+    assert [p.plan for p in trainer.pairs()] == [right]
+    # The votes are part of the checkpointed state.
+    again = PairLog(10, "episode", label="achieved")
+    again.load_state_dict(log.state_dict())
+    assert again.pairs() == log.pairs() and again.record([won(wrong)]) == 1  # 3-2 for the wrong plan now
+    old = PairLog(10, "episode", label="achieved")
+    old.load_state_dict({k: v for k, v in log.state_dict().items() if k != "votes"})  # an older checkpoint
+    assert old.pairs() == log.pairs()
+
+
 def test_log_deduplicates_bounds_and_serves_what_is_new_since_a_cursor():
     log = PairLog(max_pairs=2, credit="episode")
     assert log.add([pair(KEY_STATE, OPTIONS[1]), pair(KEY_STATE, OPTIONS[1])]) == 1
