@@ -94,6 +94,11 @@ class FamilySpec:
     # The task-prompt styles (``teacher.prompt_style``) its tasks write, ``task.task_description(style)``.
     prompt_styles: tuple[str, ...] = ("plain",)
     env_step_limit: bool = False  # env.max_steps=0 keeps the environment's own step limit (registered gym ids)
+    # The option that discovers (MiniGrid: "explore"), for hindsight labels (adapter.pair_label=achieved): the
+    # family asks when its state text changes, so a change while no option finished means something new came into
+    # view, and the student was exploring, wherever its steps led. "" (Crafter, which asks on a timer): the label is
+    # then the one option whose skill the student's actions matched most often.
+    hindsight_explore: str = ""
     # Names an episode can unlock (``task.episode_achievements()``): logged per episode as ``llmrl/ach/<name>``.
     achievements: tuple[str, ...] = ()
     # ``(EnvConfig) -> None``: the family's own config rules; raise ``llmrl.config.ConfigError`` naming the key.

@@ -249,9 +249,10 @@ class TeacherGuidedEnv(gym.Wrapper):
         Of the query's options finished now and not when it was asked, the one whose skill the student's actions
         matched most often (ties: the advised option, then the query's order): finishing one option can finish
         another as a by-product (MiniGrid's "explore" is done once nothing is left to see, which fetching the key
-        can also bring about). If none finished and the state moved on (MiniGrid: something new came into view),
-        the option whose skill it matched most often, if exactly one did: two skills that agreed on every step
-        (walking towards a key that is also the way to explore) say nothing about which one the student meant.
+        can also bring about). If none finished and the state moved on: the family's discovering option
+        (``FamilySpec.hindsight_explore``; MiniGrid: something new came into view) or, for a family without one,
+        the option whose skill the student matched most often, if exactly one did (two skills that agreed on
+        every step say nothing about which one the student meant).
         """
         order = sorted(options, key=lambda o: o != self._current)  # stable: the advised option first
         finished = [o for o in order if o not in self._done_at_ask and self._progress_done(o)]
@@ -259,6 +260,9 @@ class TeacherGuidedEnv(gym.Wrapper):
             return max(finished, key=lambda o: self._skill_matches.get(o, 0))
         if not state_changed:
             return ""
+        explore = self.family_spec.hindsight_explore
+        if explore:
+            return explore if explore in options else ""
         counts = sorted((self._skill_matches.get(o, 0), o) for o in options)
         if not counts or counts[-1][0] == 0 or (len(counts) > 1 and counts[-2][0] == counts[-1][0]):
             return ""

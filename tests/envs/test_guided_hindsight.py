@@ -4,10 +4,15 @@ those become the adapter's training pairs. The advice source is a fake (the Ray 
 
 from __future__ import annotations
 
+import dataclasses
+
+from test_guided import Corridor  # walk right 3 cells; its text changes at every cell
+
 from llmrl.config import Config, load_config
 from llmrl.envs.guided import TeacherGuidedEnv
 from llmrl.envs.minigrid.adapter import make_task
 from llmrl.envs.minigrid.planner import EXPLORE, correct_option
+from llmrl.envs.registry import family_spec
 from llmrl.feedback.pairs import pairs_from_episode
 from llmrl.messages import Advice
 
@@ -64,3 +69,27 @@ def test_the_student_s_plans_are_recorded_and_become_pairs_where_the_teacher_was
 def test_nothing_is_recorded_unless_the_adapter_trains_on_hindsight_labels():
     off = play_the_right_plan(load_config(None, ["env.name=SimpleDoorKey"]))
     assert off.success and all(o.achieved == "" for o in off.outcomes)
+
+
+def test_a_family_without_a_discovering_option_gets_the_skill_the_student_matched():
+    class AlwaysWait:
+        def request(self, query):
+            return Advice(query.options, tuple(float(o == "wait") for o in query.options))
+
+        def note_advised_step(self, advice):
+            pass
+
+    cfg = load_config(None, ["teacher.backend=hf", "teacher.hf.model=unused-here", "adapter.enabled=true",
+                             "adapter.pair_label=achieved"])
+    spec = dataclasses.replace(family_spec("SimpleDoorKey"), hindsight_explore="")
+    sink = Sink()
+    env = TeacherGuidedEnv(Corridor(), cfg, AlwaysWait(), sink, spec=spec)
+    env.reset(seed=0)
+    done = False
+    while not done:
+        _, _, done, _, _ = env.step(1)  # the student walks right, whatever the teacher says
+    (summary,) = sink.summaries
+    assert [o.option for o in summary.outcomes] == ["wait"] * 3
+    # Two moves ended with nothing finished but the "go right" skill matched; at the end both options read as
+    # done (the corridor's progress is shared), and the one the student acted like wins.
+    assert [o.achieved for o in summary.outcomes] == ["go right"] * 3

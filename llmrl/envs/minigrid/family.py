@@ -60,6 +60,7 @@ SPEC = FamilySpec(
     eval_explore=False,
     eval_with_teacher=False,
     option_word=("plan", "plans"),
+    hindsight_explore="explore",  # a new text without a finished plan: something new came into view
     prompt_styles=("plain", "llm4teach"),
     validate=_validate,
     sample_states=_sample_states,

@@ -53,6 +53,7 @@ SPEC = FamilySpec(
     eval_explore=False,
     eval_with_teacher=False,
     option_word=("plan", "plans"),
+    hindsight_explore="explore",  # a new text without a finished plan: something new came into view
     env_step_limit=True,
     raw_stepper=_raw_stepper,
 )
