@@ -253,6 +253,12 @@ class AdapterConfig:
     # feedback.credit, the last one per state, so a detour the student undid is not taught. A student better
     # than its teacher thus teaches the teacher the plans it does not know yet.
     pair_label: str = "advised"
+    # role=teacher: what a fine-tune minimises. "nll": the mean token NLL of the pair's plan after its prompt
+    # (AdaRefiner's supervised fine-tuning). "choice": the cross-entropy of the teacher's own distribution over the
+    # query's plans (softmax of their length-normalised scores, temperature 1, as teacher.hf's score mode reads
+    # them) against the pair's plan, so the plan rises relative to the others; with few pairs, "nll" raises the
+    # common plans' likelihood in every state alike. Each pair costs one forward pass over all of its plans.
+    loss: str = "nll"
     # role=analyst: new tokens generated per analysis (each costs one forward step); its first non-empty line is kept.
     analysis_tokens: int = 32
     # role=analyst: sampling temperature of analyses (0 = greedy). Above 0 the analyst tries other analyses, so
@@ -377,6 +383,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "teacher.replay.fallback": ("none", "scripted", "hf", "vllm", "openai"),
     "adapter.role": ("teacher", "analyst"),
     "adapter.pair_label": ("advised", "achieved"),
+    "adapter.loss": ("nll", "choice"),
     "feedback.comprehension_embedder": ("bag_of_words", "sentence_transformers", "lm_mean_hidden"),
 }
 _NON_NEGATIVE = {
@@ -564,6 +571,9 @@ def _validate_adapter(cfg: Config) -> None:
                           "model the server runs; with adapter.role=analyst, of the analyst LM)")
     if not a.target_modules:
         raise ConfigError("adapter.target_modules: must name at least one module")
+    if a.role == "analyst" and a.loss != "nll":
+        raise ConfigError(f"adapter.loss: only 'nll' with adapter.role=analyst (an analysis has no options to "
+                          f"choose among), got {a.loss!r}")
     if a.role == "analyst" and a.pair_label != "advised":
         raise ConfigError("adapter.pair_label: only 'advised' with adapter.role=analyst (its training targets are "
                           f"the analyses, not plans), got {a.pair_label!r}")

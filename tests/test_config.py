@@ -103,7 +103,7 @@ def test_exponent_floats_are_numbers_and_the_adapter_section_is_validated():
     for bad, key in (["adapter.lr=nan"], "adapter.lr"), (["adapter.lr=fast"], "adapter.lr"), \
             (["adapter.heldout_frac=0"], "adapter.heldout_frac"), (["adapter.r=0"], "adapter.r"), \
             (["adapter.role=critic"], "adapter.role"), (["adapter.enabled=true"], "adapter.enabled"), \
-            (["adapter.pair_label=guessed"], "adapter.pair_label"):
+            (["adapter.pair_label=guessed"], "adapter.pair_label"), (["adapter.loss=mse"], "adapter.loss"):
         with pytest.raises(ConfigError, match=key):
             load_config(None, bad)
     with pytest.raises(ConfigError, match="adapter.base_model"):
@@ -114,6 +114,9 @@ def test_exponent_floats_are_numbers_and_the_adapter_section_is_validated():
     cfg = load_config(None, ["adapter.enabled=true", "teacher.backend=hf", "teacher.hf.model=/m"])
     assert cfg.adapter.enabled and (cfg.adapter.r, cfg.adapter.alpha, cfg.adapter.epochs) == (64, 16.0, 1)
     assert cfg.adapter.pair_label == "advised"
+    with pytest.raises(ConfigError, match="adapter.loss: only 'nll' with adapter.role=analyst"):
+        load_config(None, ["adapter.enabled=true", "teacher.backend=hf", "teacher.hf.model=/m",
+                           "adapter.role=analyst", "adapter.loss=choice"])
     with pytest.raises(ConfigError, match="adapter.pair_label: only 'advised' with adapter.role=analyst"):
         load_config(None, ["adapter.enabled=true", "teacher.backend=hf", "teacher.hf.model=/m",
                            "adapter.role=analyst", "adapter.pair_label=achieved"])

@@ -47,3 +47,10 @@ def pair_text(pair: TrainingPair, bank: PromptBankSnapshot, analyst_prompts: Any
         return analyst_prompts.build(pair.query, bank), analysis_continuation(pair.analysis)
     (continuation,) = candidate_continuations([pair.plan])
     return build_prompt(pair.query, bank), continuation
+
+
+def pair_choices(pair: TrainingPair, bank: PromptBankSnapshot) -> tuple[str, list[str], int]:
+    """(prompt, the continuation of every admissible plan, the index of the pair's plan) for
+    ``adapter.loss=choice``: the teacher's choice among its options, as the ``hf`` score mode makes it."""
+    options = list(pair.query.options)
+    return build_prompt(pair.query, bank), candidate_continuations(options), options.index(pair.plan)

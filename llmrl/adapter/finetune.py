@@ -5,7 +5,9 @@ fine-tune starts from the weights of the version in service (or the fresh, base-
 LoRA's B matrices start at zero), runs ``adapter.epochs`` passes of AdamW over the training pairs, and measures
 the held-out loss before and after. The loss is the mean per-token negative log-likelihood of the plan's
 continuation after the prompt, averaged over pairs: the quantity the ``hf`` backend's length-normalised score
-mode reads, so a lower held-out loss is a teacher that rates the plans that worked higher.
+mode reads, so a lower held-out loss is a teacher that rates the plans that worked higher. With
+``adapter.loss=choice`` it is the cross-entropy of the teacher's own option distribution instead (a softmax over
+every admissible plan's score) against the plan to learn: the plan rises relative to the others.
 """
 
 from __future__ import annotations
@@ -97,8 +99,35 @@ class LoraFineTuner:
                 out.append((prompt_ids + cont_ids, len(cont_ids)))
         return out
 
+    def encode_choices(self, items: Sequence[tuple[str, Sequence[str], int]]) -> list[tuple[list, int]]:
+        """For ``adapter.loss=choice``: per pair, every admissible plan's (token ids, continuation tokens) after
+        the same prompt, and the index of the plan to learn. Pairs with an empty continuation are skipped."""
+        out = []
+        for prompt, continuations, label in items:
+            rows = self.encode([(prompt, c) for c in continuations])
+            if len(rows) == len(continuations):
+                out.append((rows, label))
+        return out
+
+    def _parts(self, chunk: Sequence) -> list[Sequence]:
+        # A choice example is one forward pass over all of its plans: one at a time keeps memory at one pair's.
+        return [[example] for example in chunk] if self.cfg.loss == "choice" else [chunk]
+
+    def _loss_of(self, part: Sequence):
+        if self.cfg.loss != "choice":
+            return self._batch_loss(part)
+        import torch
+
+        (rows, label), = part
+        scores = -self._per_row_nll(rows)  # the hf teacher's length-normalised score of every plan
+        return torch.nn.functional.cross_entropy(scores[None], torch.tensor([label], device=scores.device))
+
     def _batch_loss(self, batch: Sequence[tuple[list[int], int]]):
         """Mean over pairs of each continuation's mean token NLL (right-padded batch, prompt tokens masked)."""
+        return self._per_row_nll(batch).mean()
+
+    def _per_row_nll(self, batch: Sequence[tuple[list[int], int]]):
+        """Each row's continuation mean token NLL (right-padded batch, prompt tokens masked)."""
         import torch
 
         width = max(len(ids) for ids, _ in batch)
@@ -113,8 +142,7 @@ class LoraFineTuner:
         logits = self.model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()
         nll = torch.nn.functional.cross_entropy(logits.transpose(1, 2), ids[:, 1:], reduction="none")
         t = target[:, 1:].float()
-        per_pair = (nll * t).sum(-1) / t.sum(-1).clamp(min=1.0)
-        return per_pair.mean()
+        return (nll * t).sum(-1) / t.sum(-1).clamp(min=1.0)
 
     # -- training ------------------------------------------------------------------------------------------
 
@@ -129,8 +157,8 @@ class LoraFineTuner:
         bs = self.cfg.batch_size
         with torch.no_grad():
             for i in range(0, len(examples), bs):
-                chunk = examples[i:i + bs]
-                total += float(self._batch_loss(chunk)) * len(chunk)
+                for part in self._parts(examples[i:i + bs]):
+                    total += float(self._loss_of(part)) * len(part)
         return total / len(examples)
 
     def train(self, examples: Sequence[tuple[list[int], int]]) -> float:
@@ -149,15 +177,16 @@ class LoraFineTuner:
             total, n = 0.0, 0
             for i in range(0, len(order), self.cfg.batch_size):
                 chunk = order[i:i + self.cfg.batch_size]
-                loss = self._batch_loss(chunk)
-                if not torch.isfinite(loss):
-                    raise DivergedError(f"training loss became {float(loss)} after {n} pairs")
                 opt.zero_grad(set_to_none=True)
-                loss.backward()
+                for part in self._parts(chunk):  # gradients accumulate over the parts of one batch
+                    loss = self._loss_of(part)
+                    if not torch.isfinite(loss):
+                        raise DivergedError(f"training loss became {float(loss)} after {n} pairs")
+                    (loss * (len(part) / len(chunk))).backward()
+                    total += loss.item() * len(part)
+                    n += len(part)
                 torch.nn.utils.clip_grad_norm_(params, 1.0)
                 opt.step()
-                total += loss.item() * len(chunk)
-                n += len(chunk)
             epoch_loss = total / max(n, 1)
         self.model.eval()
         return epoch_loss

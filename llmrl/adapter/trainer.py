@@ -31,7 +31,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from llmrl.adapter.data import pair_text, split_pairs
+from llmrl.adapter.data import pair_choices, pair_text, split_pairs
 from llmrl.adapter.versions import ADAPTERS_DIR, latest_adapter, write_json_atomic, write_version
 from llmrl.config import AdapterConfig
 from llmrl.feedback.pairs import PairLog
@@ -201,8 +201,12 @@ class AdapterTrainer:
             from llmrl.adapter.analyst import AnalystPrompts
 
             analyst = AnalystPrompts(tuner.tokenizer)
-        train_ex = tuner.encode([pair_text(p, bank, analyst) for p in train])
-        heldout_ex = tuner.encode([pair_text(p, bank, analyst) for p in heldout])
+        if self.cfg.loss == "choice":
+            train_ex = tuner.encode_choices([pair_choices(p, bank) for p in train])
+            heldout_ex = tuner.encode_choices([pair_choices(p, bank) for p in heldout])
+        else:
+            train_ex = tuner.encode([pair_text(p, bank, analyst) for p in train])
+            heldout_ex = tuner.encode([pair_text(p, bank, analyst) for p in heldout])
         before = tuner.loss(heldout_ex)
         train_loss = tuner.train(train_ex)
         after = tuner.loss(heldout_ex)

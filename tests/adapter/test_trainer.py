@@ -46,6 +46,14 @@ def test_a_fine_tune_that_improves_becomes_version_1(tmp_path, tiny_lm_dir):
     assert (again.stats().attempts, again.stats().accepted) == (1, 1) and again.stats().train_s > 0
 
 
+def test_a_choice_fine_tune_is_judged_on_the_held_out_choice_loss_too(tmp_path, tiny_lm_dir):
+    from dataclasses import replace
+
+    trainer = make_trainer(tmp_path, tiny_lm_dir, feedback_with_successes(), replace(CFG, loss="choice"))
+    trainer.poll_once()
+    assert trainer.train_now() == "accepted" and latest_adapter(tmp_path).pairs_used == 6
+
+
 def test_a_fine_tune_that_does_not_improve_is_rejected(tmp_path, tiny_lm_dir):
     trainer = make_trainer(tmp_path, tiny_lm_dir, feedback_with_successes(), AdapterConfig(
         enabled=True, r=4, lr=1e-12, batch_size=4, min_new_pairs=1, heldout_frac=0.3))
@@ -115,3 +123,37 @@ def test_loss_is_the_teachers_score(tiny_lm_dir):
     prompt, _ = pair_text(p, bank)
     (sums, counts), = backend._score([prompt], [OPTIONS])
     assert tuner.loss(tuner.encode([pair_text(p, bank)])) == pytest.approx(-sums[1] / counts[1], rel=1e-4)
+
+
+def test_choice_loss_is_the_cross_entropy_of_the_teachers_own_distribution_and_training_raises_the_plan(
+        tiny_lm_dir):
+    """adapter.loss=choice: a pair's loss is -log of the probability the hf teacher (score mode, temperature 1)
+    gives the pair's plan among its options, and training on it raises that probability."""
+    from dataclasses import replace
+
+    from llmrl.adapter.data import pair_choices
+    from llmrl.adapter.finetune import LoraFineTuner
+    from llmrl.config import HFConfig
+    from llmrl.messages import PromptBankSnapshot, TeacherQuery, TrainingPair
+    from llmrl.teacher.backends.hf import HFBackend
+    from llmrl.teacher.plan_choice import distribution_from_scores
+
+    tuner = LoraFineTuner(tiny_lm_dir, replace(CFG, loss="choice"))
+    bank = PromptBankSnapshot(version=1, task_description="Open the door.")
+    pairs = [TrainingPair(TeacherQuery("minigrid", "SimpleDoorKey", s, OPTIONS), OPTIONS[2]) for s in STATES]
+    examples = tuner.encode_choices([pair_choices(p, bank) for p in pairs])
+    assert len(examples) == len(STATES) and all(len(rows) == len(OPTIONS) for rows, _ in examples)
+    prompt, _, label = pair_choices(pairs[0], bank)
+    (sums, counts), = HFBackend(HFConfig(model=tiny_lm_dir))._score([prompt], [OPTIONS])
+    teacher_p = distribution_from_scores(sums, counts, 1.0, True)[label]
+    assert tuner.loss(examples[:1]) == pytest.approx(-math.log(teacher_p), rel=1e-4)
+
+    def p_plan(rows, label):
+        with torch.no_grad():
+            return float(torch.softmax(-tuner._per_row_nll(rows), 0)[label])
+
+    before = [p_plan(*ex) for ex in examples]
+    assert before[0] == pytest.approx(teacher_p, rel=1e-4)
+    tuner.train(examples)
+    after = [p_plan(*ex) for ex in examples]
+    assert sum(after) / len(after) > sum(before) / len(before) + 0.05
