@@ -110,7 +110,8 @@ class TeacherGuidedEnv(gym.Wrapper):
         self._rng = np.random.default_rng(seed)
         self._zeros = np.zeros(self.num_actions, dtype=np.float32)
         self._per_option_ask = spec.ask == ASK_EVERY_K_OR_DONE
-        # Hindsight labels cost a progress check of every option per query: only when the adapter trains on them.
+        # Hindsight labels cost every option's skill action per step and its progress per query: only when the
+        # adapter trains on them.
         self._label_achieved = cfg.adapter.enabled and cfg.adapter.pair_label == "achieved"
         self._reset_episode_state()
 
@@ -131,7 +132,8 @@ class TeacherGuidedEnv(gym.Wrapper):
             self._followed += int(int(action) == int(np.argmax(self._last_probs)))
         if self._option_actions is not None:  # hindsight labels: which option's skill did the student act like?
             for option, skill_action in self._option_actions.items():
-                self._skill_matches[option] += int(skill_action is not None and skill_action == int(action))
+                matched = int(skill_action is not None and skill_action == int(action))
+                self._skill_matches[option] = self._skill_matches.get(option, 0) + matched
         if self._recent_actions is not None:
             self._recent_actions.append(int(action))
         # The bonus belongs to the sub-goal this step's action served: pay it before a completed sub-goal makes
