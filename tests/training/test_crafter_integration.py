@@ -31,6 +31,7 @@ TINY = [
     "run.eval_every=1",
     "run.eval_episodes=2",
     "resources.num_envs_per_env_runner=2",
+    "resources.num_env_runners=1",  # the budget above is 128 steps per env: the config's two runners would halve it
 ]
 ROW_KEYS = {"episode_return_mean", "env_return_mean", "episode_len_mean", "crafter_score", "train_crafter_score",
             "train_episodes"}
