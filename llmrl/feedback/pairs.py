@@ -61,14 +61,15 @@ def _hindsight_pairs(summary: EpisodeSummary, credit: str) -> list[TrainingPair]
     a last visit that finished nothing teaches nothing about its state."""
     if credit == "episode" and not summary.success:
         return []
-    last: dict[str, TrainingPair | None] = {}
+    last: dict[tuple[str, ...], TrainingPair | None] = {}  # the state as PairLog keys it (_state_key)
     for outcome in summary.outcomes:
-        last.pop(outcome.state_text, None)  # re-inserted: the pairs keep the order of their final visits
+        state = (outcome.state_text, outcome.context, *outcome.options)
+        last.pop(state, None)  # re-inserted: the pairs keep the order of their final visits
         if outcome.achieved and outcome.achieved in outcome.options:
             query = TeacherQuery(summary.family, summary.task, outcome.state_text, outcome.options, outcome.context)
-            last[outcome.state_text] = TrainingPair(query, outcome.achieved)
+            last[state] = TrainingPair(query, outcome.achieved)
         else:
-            last[outcome.state_text] = None
+            last[state] = None
     return [p for p in last.values() if p is not None]
 
 
