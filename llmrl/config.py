@@ -259,6 +259,13 @@ class AdapterConfig:
     # them) against the pair's plan, so the plan rises relative to the others; with few pairs, "nll" raises the
     # common plans' likelihood in every state alike. Each pair costs one forward pass over all of its plans.
     loss: str = "nll"
+    # When a fine-tune becomes the version in service. "heldout_loss": its loss (adapter.loss) on the held-out
+    # pairs fell. "plan_accuracy" (role=teacher): more of all labelled states (training and held-out pairs) get
+    # the pair's plan as the teacher's top plan, or as many with a lower mean choice cross-entropy over them, and
+    # no fewer held-out states do (the guard against forgetting unseen states). With few distinct states each one
+    # has its own plan, so a held-out loss judges a fine-tune by a state the other pairs do not teach. Costs one
+    # forward pass over every plan of every pair, before and after each fine-tune.
+    accept: str = "heldout_loss"
     # role=analyst: new tokens generated per analysis (each costs one forward step); its first non-empty line is kept.
     analysis_tokens: int = 32
     # role=analyst: sampling temperature of analyses (0 = greedy). Above 0 the analyst tries other analyses, so
@@ -384,6 +391,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "adapter.role": ("teacher", "analyst"),
     "adapter.pair_label": ("advised", "achieved"),
     "adapter.loss": ("nll", "choice"),
+    "adapter.accept": ("heldout_loss", "plan_accuracy"),
     "feedback.comprehension_embedder": ("bag_of_words", "sentence_transformers", "lm_mean_hidden"),
 }
 _NON_NEGATIVE = {
@@ -574,6 +582,9 @@ def _validate_adapter(cfg: Config) -> None:
     if a.role == "analyst" and a.loss != "nll":
         raise ConfigError(f"adapter.loss: only 'nll' with adapter.role=analyst (an analysis has no options to "
                           f"choose among), got {a.loss!r}")
+    if a.role == "analyst" and a.accept != "heldout_loss":
+        raise ConfigError(f"adapter.accept: only 'heldout_loss' with adapter.role=analyst (an analysis has no plan "
+                          f"to be top), got {a.accept!r}")
     if a.role == "analyst" and a.pair_label != "advised":
         raise ConfigError("adapter.pair_label: only 'advised' with adapter.role=analyst (its training targets are "
                           f"the analyses, not plans), got {a.pair_label!r}")

@@ -103,7 +103,8 @@ def test_exponent_floats_are_numbers_and_the_adapter_section_is_validated():
     for bad, key in (["adapter.lr=nan"], "adapter.lr"), (["adapter.lr=fast"], "adapter.lr"), \
             (["adapter.heldout_frac=0"], "adapter.heldout_frac"), (["adapter.r=0"], "adapter.r"), \
             (["adapter.role=critic"], "adapter.role"), (["adapter.enabled=true"], "adapter.enabled"), \
-            (["adapter.pair_label=guessed"], "adapter.pair_label"), (["adapter.loss=mse"], "adapter.loss"):
+            (["adapter.pair_label=guessed"], "adapter.pair_label"), (["adapter.loss=mse"], "adapter.loss"), \
+            (["adapter.accept=vibes"], "adapter.accept"):
         with pytest.raises(ConfigError, match=key):
             load_config(None, bad)
     with pytest.raises(ConfigError, match="adapter.base_model"):
@@ -120,6 +121,10 @@ def test_exponent_floats_are_numbers_and_the_adapter_section_is_validated():
     with pytest.raises(ConfigError, match="adapter.pair_label: only 'advised' with adapter.role=analyst"):
         load_config(None, ["adapter.enabled=true", "teacher.backend=hf", "teacher.hf.model=/m",
                            "adapter.role=analyst", "adapter.pair_label=achieved"])
+    with pytest.raises(ConfigError, match="adapter.accept: only 'heldout_loss' with adapter.role=analyst"):
+        load_config(None, ["adapter.enabled=true", "teacher.backend=hf", "teacher.hf.model=/m",
+                           "adapter.role=analyst", "adapter.accept=plan_accuracy"])
+    assert cfg.adapter.accept == "heldout_loss"
 
 
 def test_teacher_cpu_nice_is_a_unix_niceness():

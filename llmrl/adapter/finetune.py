@@ -161,6 +161,21 @@ class LoraFineTuner:
                     total += float(self._loss_of(part)) * len(part)
         return total / len(examples)
 
+    def plan_choices(self, examples: Sequence[tuple[list, int]]) -> list[tuple[bool, float]]:
+        """Per choice example (``encode_choices``), whether the teacher's top plan is the pair's plan and the
+        cross-entropy of its option distribution against that plan; no gradients, whatever ``adapter.loss`` is.
+        ``adapter.accept=plan_accuracy`` judges a fine-tune by these."""
+        import torch
+
+        self.model.eval()
+        out = []
+        with torch.no_grad():
+            for rows, label in examples:
+                scores = -self._per_row_nll(rows)
+                ce = float(torch.nn.functional.cross_entropy(scores[None], torch.tensor([label], device=scores.device)))
+                out.append((int(scores.argmax()) == label, ce))
+        return out
+
     def train(self, examples: Sequence[tuple[list[int], int]]) -> float:
         """``adapter.epochs`` passes of AdamW over shuffled examples; returns the last epoch's mean loss.
 

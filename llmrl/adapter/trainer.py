@@ -6,7 +6,9 @@ A background thread of the actor, every ``adapter.poll_s``:
 2. when ``adapter.min_new_pairs`` new pairs came in, or ``adapter.train_every_episodes`` episodes passed since
    the last attempt, fine-tunes (``finetune.LoraFineTuner``) from the version in service on the training
    side of the split, with prompts built from the feedback actor's current prompt bank;
-3. keeps the result as a new version (``versions.write_version``) only when the held-out loss improved.
+3. keeps the result as a new version (``versions.write_version``) only when the held-out loss improved or,
+   with ``adapter.accept=plan_accuracy``, when the teacher's top plan is the labelled plan in more states (ties:
+   a lower choice loss) and in no fewer held-out ones.
 
 With ``adapter.role=analyst`` the base model is the analyst LM and a pair's text is (the analyst's prompt, the
 analysis that preceded the completed sub-goal), rendered with the analyst's own tokenizer
@@ -207,15 +209,25 @@ class AdapterTrainer:
         else:
             train_ex = tuner.encode([pair_text(p, bank, analyst) for p in train])
             heldout_ex = tuner.encode([pair_text(p, bank, analyst) for p in heldout])
+        # plan_accuracy judges by every labelled state, the held-out pairs first.
+        held_choices = [] if self.cfg.accept != "plan_accuracy" else tuner.encode_choices(
+            [pair_choices(p, bank) for p in heldout])
+        labelled = [] if self.cfg.accept != "plan_accuracy" else held_choices + tuner.encode_choices(
+            [pair_choices(p, bank) for p in train])
         before = tuner.loss(heldout_ex)
+        choices_before = tuner.plan_choices(labelled)
         train_loss = tuner.train(train_ex)
         after = tuner.loss(heldout_ex)
         if not math.isfinite(after):
             from llmrl.adapter.finetune import DivergedError
 
             raise DivergedError(f"held-out loss is {after}")
-        if not after < before:
-            return self._count("rejected", f"held-out loss {after:.4f} did not improve on {before:.4f}", logging.INFO)
+        if self.cfg.accept == "plan_accuracy":
+            why_not = _plan_accuracy_verdict(choices_before, tuner.plan_choices(labelled), len(held_choices))
+        else:
+            why_not = "" if after < before else f"held-out loss {after:.4f} did not improve on {before:.4f}"
+        if why_not:
+            return self._count("rejected", why_not, logging.INFO)
         version = write_version(self.run_dir, tuner.save, base_model=self.base_model, base_hash=tuner.base_hash,
                                 heldout_loss=after, pairs_used=len(train), role=self.cfg.role)
         self._latest = version
@@ -243,6 +255,25 @@ class AdapterTrainer:
             log.log(level, "adapter fine-tune %s: %s; the version in service stays (v%d)", outcome, why,
                     self._latest.version if self._latest else 0)
         return outcome
+
+
+def _plan_accuracy_verdict(before: list[tuple[bool, float]], after: list[tuple[bool, float]],
+                           n_heldout: int) -> str:
+    """Why a fine-tune is not kept under ``adapter.accept=plan_accuracy`` ("" = keep it). ``before``/``after``
+    are ``plan_choices`` of the same examples, the held-out ones first."""
+    held_before = sum(ok for ok, _ in before[:n_heldout])
+    held_after = sum(ok for ok, _ in after[:n_heldout])
+    if held_after < held_before:
+        return f"held-out top plans right fell from {held_before} to {held_after} of {n_heldout}"
+    right_before, right_after = sum(ok for ok, _ in before), sum(ok for ok, _ in after)
+    ce_before = sum(ce for _, ce in before) / max(len(before), 1)
+    ce_after = sum(ce for _, ce in after) / max(len(after), 1)
+    if right_after > right_before or (right_after == right_before and ce_after < ce_before):
+        log.info("adapter fine-tune: top plan right in %d -> %d of %d labelled states (choice loss %.4f -> %.4f)",
+                 right_before, right_after, len(after), ce_before, ce_after)
+        return ""
+    return (f"top plan right in {right_after} of {len(after)} labelled states (was {right_before}), choice loss "
+            f"{ce_after:.4f} (was {ce_before:.4f})")
 
 
 def start_adapter_trainer(cfg: AdapterConfig, base_model: str, run_dir: str, feedback_actor: str,

@@ -54,6 +54,36 @@ def test_a_choice_fine_tune_is_judged_on_the_held_out_choice_loss_too(tmp_path, 
     assert trainer.train_now() == "accepted" and latest_adapter(tmp_path).pairs_used == 6
 
 
+def test_plan_accuracy_keeps_a_fine_tune_that_gets_more_top_plans_right_and_guards_the_held_out_ones():
+    """adapter.accept=plan_accuracy on (top plan right, choice loss) per example, the held-out ones first."""
+    from llmrl.adapter.trainer import _plan_accuracy_verdict as verdict
+
+    before = [(False, 1.0), (True, 0.5), (False, 1.2)]
+    assert verdict(before, [(False, 0.9), (True, 0.6), (True, 0.7)], 1) == ""  # one more state right
+    assert verdict(before, [(False, 0.9), (True, 0.5), (False, 1.1)], 1) == ""  # as many, lower choice loss
+    assert "top plan right in 1 of 3" in verdict(before, [(False, 1.0), (True, 0.5), (False, 1.3)], 1)
+    # More states right in all, but a held-out state lost its right top plan: a regression on unseen states.
+    assert "held-out top plans right fell from 1 to 0 of 1" in verdict(
+        [(True, 0.5), (False, 1.0), (False, 1.0)], [(False, 0.9), (True, 0.1), (True, 0.1)], 1)
+
+
+def test_plan_accuracy_accepts_a_choice_fine_tune_and_rejects_one_that_changes_nothing(
+        tmp_path, tiny_lm_dir, monkeypatch):
+    from dataclasses import replace
+
+    from llmrl.adapter.finetune import LoraFineTuner
+
+    cfg = replace(CFG, loss="choice", accept="plan_accuracy")
+    trainer = make_trainer(tmp_path, tiny_lm_dir, feedback_with_successes(), cfg)
+    trainer.poll_once()
+    assert trainer.train_now() == "accepted" and latest_adapter(tmp_path).version == 1
+    # A fine-tune that leaves the weights as they are gets exactly the same top plans and choice loss.
+    monkeypatch.setattr(LoraFineTuner, "train", lambda self, examples: 0.0)
+    idle = make_trainer(tmp_path / "idle", tiny_lm_dir, feedback_with_successes(), cfg)
+    idle.poll_once()
+    assert idle.train_now() == "rejected" and latest_adapter(tmp_path / "idle") is None
+
+
 def test_a_fine_tune_that_does_not_improve_is_rejected(tmp_path, tiny_lm_dir):
     trainer = make_trainer(tmp_path, tiny_lm_dir, feedback_with_successes(), AdapterConfig(
         enabled=True, r=4, lr=1e-12, batch_size=4, min_new_pairs=1, heldout_frac=0.3))
@@ -147,6 +177,9 @@ def test_choice_loss_is_the_cross_entropy_of_the_teachers_own_distribution_and_t
     (sums, counts), = HFBackend(HFConfig(model=tiny_lm_dir))._score([prompt], [OPTIONS])
     teacher_p = distribution_from_scores(sums, counts, 1.0, True)[label]
     assert tuner.loss(examples[:1]) == pytest.approx(-math.log(teacher_p), rel=1e-4)
+    ((top_right, ce),) = tuner.plan_choices(examples[:1])
+    teacher_top = max(range(len(OPTIONS)), key=distribution_from_scores(sums, counts, 1.0, True).__getitem__)
+    assert ce == pytest.approx(-math.log(teacher_p), rel=1e-4) and top_right == (teacher_top == label)
 
     def p_plan(rows, label):
         with torch.no_grad():
