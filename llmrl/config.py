@@ -556,6 +556,12 @@ def adapter_base_model(cfg: Config) -> str:
     return {"hf": cfg.teacher.hf.model, "vllm": cfg.teacher.vllm.model}.get(cfg.teacher.backend, "")
 
 
+def teacher_chat_template(cfg: Config) -> str:
+    """How the teacher LM renders its prompts (teacher.hf.chat_template: auto|on|off), which the adapter's
+    training pairs must match: only the hf backend renders a chat template; vllm and openai send plain text."""
+    return cfg.teacher.hf.chat_template if cfg.teacher.backend == "hf" else "off"
+
+
 def analyst_config(cfg: Config) -> AdapterConfig | None:
     """The adapter config when the online adapter runs as the analyst (adapter.role=analyst), else None; the
     analyst LM is ``adapter_base_model(cfg)``."""

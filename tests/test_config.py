@@ -127,6 +127,15 @@ def test_exponent_floats_are_numbers_and_the_adapter_section_is_validated():
     assert cfg.adapter.accept == "heldout_loss"
 
 
+def test_the_adapter_renders_its_pairs_as_the_teacher_backend_renders_prompts():
+    from llmrl.config import teacher_chat_template
+
+    smollm = Path(__file__).resolve().parents[1] / "configs" / "minigrid" / "simple_doorkey_smollm.yaml"
+    assert teacher_chat_template(load_config(smollm)) == "auto"  # SmolLM2's chat template, when it has one
+    assert teacher_chat_template(load_config(smollm, ["teacher.hf.chat_template=off"])) == "off"
+    assert teacher_chat_template(load_config(None, ["teacher.backend=vllm", "teacher.vllm.model=m"])) == "off"
+
+
 def test_teacher_cpu_nice_is_a_unix_niceness():
     assert load_config(None, ["teacher.cpu_nice=10"]).teacher.cpu_nice == 10
     with pytest.raises(ConfigError, match="teacher.cpu_nice"):

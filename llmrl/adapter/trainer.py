@@ -51,7 +51,8 @@ class AdapterTrainer:
     object with ``pairs_since`` and ``snapshot`` (a ``FeedbackService``)."""
 
     def __init__(self, cfg: AdapterConfig, base_model: str, run_dir: str, feedback: Any,
-                 namespace: str | None = None, max_prompt_tokens: int = 1024, autostart: bool = True) -> None:
+                 namespace: str | None = None, max_prompt_tokens: int = 1024, autostart: bool = True,
+                 chat_template: str = "off") -> None:
         import torch
 
         if cfg.torch_threads > 0:
@@ -63,6 +64,10 @@ class AdapterTrainer:
         self._namespace = namespace
         self._max_prompt_tokens = max_prompt_tokens
         self._tuner: Any = None
+        # role=teacher: how the teacher renders a query (teacher.hf.chat_template; "off" for vllm and openai,
+        # which send plain prompts), so the pairs are the very prompts it scores.
+        self._chat_template = chat_template
+        self._prompts: Any = None
         self._tuner_error = ""
         self._pairs = PairLog(cfg.max_pairs, credit="", label=cfg.pair_label)  # hindsight: newer pair per state wins
         self._cursor = 0
@@ -156,7 +161,16 @@ class AdapterTrainer:
             from llmrl.adapter.finetune import LoraFineTuner
 
             try:
-                self._tuner = LoraFineTuner(self.base_model, self.cfg, self._max_prompt_tokens)
+                tuner = LoraFineTuner(self.base_model, self.cfg, self._max_prompt_tokens)
+                if self.cfg.role == "analyst":
+                    from llmrl.adapter.analyst import AnalystPrompts
+
+                    self._prompts = AnalystPrompts(tuner.tokenizer)
+                else:
+                    from llmrl.teacher.backends.hf import prompt_format
+
+                    self._prompts = prompt_format(self._chat_template, tuner.tokenizer, self.base_model)
+                self._tuner = tuner
             except Exception as exc:  # noqa: BLE001 - a base model that will not load: report once, stop trying
                 self._tuner_error = " ".join(str(exc).split()) or type(exc).__name__
                 log.error("adapter trainer: cannot load base model '%s': %s", self.base_model, self._tuner_error)
@@ -198,22 +212,19 @@ class AdapterTrainer:
     def _fine_tune(self, tuner: Any, train: list, heldout: list) -> str:
         bank: PromptBankSnapshot = self._call("snapshot")
         tuner.load(self._start_weights(tuner))
-        analyst = None
-        if self.cfg.role == "analyst":
-            from llmrl.adapter.analyst import AnalystPrompts
+        analyst, prompts = self.cfg.role == "analyst", self._prompts
 
-            analyst = AnalystPrompts(tuner.tokenizer)
+        def choices(pairs: list) -> list:
+            return tuner.encode_choices([pair_choices(p, bank, prompts) for p in pairs])
+
         if self.cfg.loss == "choice":
-            train_ex = tuner.encode_choices([pair_choices(p, bank) for p in train])
-            heldout_ex = tuner.encode_choices([pair_choices(p, bank) for p in heldout])
+            train_ex, heldout_ex = choices(train), choices(heldout)
         else:
-            train_ex = tuner.encode([pair_text(p, bank, analyst) for p in train])
-            heldout_ex = tuner.encode([pair_text(p, bank, analyst) for p in heldout])
+            train_ex = tuner.encode([pair_text(p, bank, prompts, analyst) for p in train])
+            heldout_ex = tuner.encode([pair_text(p, bank, prompts, analyst) for p in heldout])
         # plan_accuracy judges by every labelled state, the held-out pairs first.
-        held_choices = [] if self.cfg.accept != "plan_accuracy" else tuner.encode_choices(
-            [pair_choices(p, bank) for p in heldout])
-        labelled = [] if self.cfg.accept != "plan_accuracy" else held_choices + tuner.encode_choices(
-            [pair_choices(p, bank) for p in train])
+        held_choices = choices(heldout) if self.cfg.accept == "plan_accuracy" else []
+        labelled = held_choices + choices(train) if self.cfg.accept == "plan_accuracy" else []
         before = tuner.loss(heldout_ex)
         choices_before = tuner.plan_choices(labelled)
         train_loss = tuner.train(train_ex)
@@ -277,7 +288,7 @@ def _plan_accuracy_verdict(before: list[tuple[bool, float]], after: list[tuple[b
 
 
 def start_adapter_trainer(cfg: AdapterConfig, base_model: str, run_dir: str, feedback_actor: str,
-                          namespace: str | None, max_prompt_tokens: int) -> Any:
+                          namespace: str | None, max_prompt_tokens: int, chat_template: str = "off") -> Any:
     """Create (or reuse) the named trainer actor; its placement (CPUs, GPUs) comes from ``cfg``."""
     import ray
 
@@ -292,4 +303,5 @@ def start_adapter_trainer(cfg: AdapterConfig, base_model: str, run_dir: str, fee
         # Threaded: stats() and latest() answer while the background thread fine-tunes.
         max_concurrency=4,
     )
-    return actor_cls.remote(cfg, base_model, str(run_dir), feedback_actor, namespace, max_prompt_tokens)
+    return actor_cls.remote(cfg, base_model, str(run_dir), feedback_actor, namespace, max_prompt_tokens,
+                            chat_template=chat_template)

@@ -25,7 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from llmrl.config import Config, ConfigError, TeacherConfig, adapter_base_model, analyst_config
+from llmrl.config import (Config, ConfigError, TeacherConfig, adapter_base_model, analyst_config,
+                          teacher_chat_template)
 
 logger = logging.getLogger(__name__)
 
@@ -173,7 +174,7 @@ def build_graph(cfg: Config, run_dir: str | Path | None = None) -> Graph:
                 raise ConfigError("adapter.enabled: needs a run folder for its versions (use llmrl train)")
             base = resolved_adapter_base(cfg)
             trainer = start_adapter_trainer(cfg.adapter, base, str(run_dir), cfg.feedback.actor_name, namespace,
-                                            cfg.teacher.hf.max_prompt_tokens)
+                                            cfg.teacher.hf.max_prompt_tokens, teacher_chat_template(cfg))
             adapter_source = (cfg.adapter.actor_name, cfg.adapter.poll_s, base)
         from llmrl.messages import PromptBankSnapshot
         from llmrl.teacher.service import start_teacher_service

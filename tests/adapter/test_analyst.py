@@ -124,7 +124,7 @@ def test_an_analyst_pair_is_trained_as_analyst_prompt_to_analysis(tiny_lm_dir):
 
     prompts = AnalystPrompts(AutoTokenizer.from_pretrained(tiny_lm_dir))
     pair = TrainingPair(QUERY, "collect wood", ANALYSIS)
-    assert pair_text(pair, BANK, prompts) == (prompts.build(QUERY, BANK), f" {ANALYSIS}\n")
+    assert pair_text(pair, BANK, prompts, analyst=True) == (prompts.build(QUERY, BANK), f" {ANALYSIS}\n")
     assert pair_text(pair, BANK) == (build_prompt(QUERY, BANK), " collect wood\n")  # the teacher role's text
     assert pair.key() != TrainingPair(QUERY, "collect wood").key()
 

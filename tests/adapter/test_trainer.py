@@ -190,3 +190,35 @@ def test_choice_loss_is_the_cross_entropy_of_the_teachers_own_distribution_and_t
     tuner.train(examples)
     after = [p_plan(*ex) for ex in examples]
     assert sum(after) / len(after) > sum(before) / len(before) + 0.05
+
+
+def test_the_trainer_renders_pairs_through_the_teachers_chat_template(tmp_path, tiny_lm_dir):
+    """With teacher.hf.chat_template the teacher scores ChatML prompts: the trainer's choice loss on a pair is
+    -log of the probability that very teacher serves for the pair's plan, not of a plain-text prompt's."""
+    import asyncio
+    import shutil
+    from dataclasses import replace
+
+    from llmrl.adapter.data import pair_choices
+    from llmrl.config import HFConfig
+    from llmrl.messages import PromptBankSnapshot, TeacherQuery, TrainingPair
+    from llmrl.teacher.backends.hf import HFBackend
+    from llmrl.teacher.prompting import ChatPrompts, build_prompt
+
+    chat_dir = tmp_path / "chat_lm"
+    shutil.copytree(tiny_lm_dir, chat_dir)
+    (chat_dir / "chat_template.jinja").write_text(
+        "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+        "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+    trainer = AdapterTrainer(replace(CFG, loss="choice"), str(chat_dir), str(tmp_path / "run"),
+                             feedback_with_successes(), autostart=False, chat_template="on")
+    tuner = trainer._ensure_tuner()
+    assert isinstance(trainer._prompts, ChatPrompts)
+    bank = PromptBankSnapshot(version=1, task_description="Open the door.")
+    query = TeacherQuery("minigrid", "SimpleDoorKey", STATES[0], OPTIONS)
+    pair = TrainingPair(query, OPTIONS[1])
+    prompt, _, label = pair_choices(pair, bank, trainer._prompts)
+    assert prompt.startswith("<|im_start|>system") and prompt != build_prompt(query, bank)
+    (advice,) = asyncio.run(HFBackend(HFConfig(model=str(chat_dir), chat_template="on")).advise([query], bank))
+    examples = tuner.encode_choices([pair_choices(pair, bank, trainer._prompts)])
+    assert tuner.loss(examples) == pytest.approx(-math.log(advice.probs[label]), rel=1e-4)

@@ -59,17 +59,18 @@ log = logging.getLogger(__name__)
 MAX_PROMPTS_PER_CALL = 128
 
 
-def _prompt_format(cfg: HFConfig, tok) -> ChatPrompts | PlainPrompts:
-    """``teacher.hf.chat_template``: the tokenizer's chat template ("auto": when it has one) or plain text."""
+def prompt_format(chat_template: str, tok, model: str) -> ChatPrompts | PlainPrompts:
+    """``teacher.hf.chat_template`` (auto|on|off): the tokenizer's chat template ("auto": when it has one) or
+    plain text. The adapter trainer renders its pairs with it too, so it trains on the prompts the teacher reads."""
     has_template = bool(getattr(tok, "chat_template", None))
-    if cfg.chat_template == "off" or (cfg.chat_template == "auto" and not has_template):
+    if chat_template == "off" or (chat_template == "auto" and not has_template):
         return PlainPrompts()
     if not has_template:
-        raise BackendError(f"teacher.hf.chat_template: on, but the tokenizer of '{cfg.model}' has no chat template")
+        raise BackendError(f"teacher.hf.chat_template: on, but the tokenizer of '{model}' has no chat template")
     try:
         return ChatPrompts(functools.partial(tok.apply_chat_template, tokenize=False, add_generation_prompt=True))
     except Exception as e:  # noqa: BLE001 - a template error (jinja, a role it refuses) becomes one line
-        raise BackendError(f"teacher.hf.chat_template: the chat template of '{cfg.model}' does not render: "
+        raise BackendError(f"teacher.hf.chat_template: the chat template of '{model}' does not render: "
                            f"{one_line(e)}") from None
 
 
@@ -134,7 +135,7 @@ class HFBackend:
         self.name = f"hf:{cfg.model}"
         self._cfg = cfg
         self._tok, self._model = load_frozen_lm(cfg.model, cfg.dtype, cfg.device)
-        self._prompts = _prompt_format(cfg, self._tok)
+        self._prompts = prompt_format(cfg.chat_template, self._tok, cfg.model)
         self._device = torch.device(cfg.device)
         if cfg.torch_threads > 0 and self._device.type == "cpu":
             torch.set_num_threads(cfg.torch_threads)
