@@ -261,10 +261,10 @@ class AdapterConfig:
     loss: str = "nll"
     # When a fine-tune becomes the version in service. "heldout_loss": its loss (adapter.loss) on the held-out
     # pairs fell. "plan_accuracy" (role=teacher): more of all labelled states (training and held-out pairs) get
-    # the pair's plan as the teacher's top plan, or as many with a lower mean choice cross-entropy over them, and
-    # no fewer held-out states do (the guard against forgetting unseen states). With few distinct states each one
-    # has its own plan, so a held-out loss judges a fine-tune by a state the other pairs do not teach. Costs one
-    # forward pass over every plan of every pair, before and after each fine-tune.
+    # the pair's plan as the teacher's top plan, or as many with a lower mean choice cross-entropy over them.
+    # With few distinct states each one has its own plan, so a held-out loss judges a fine-tune by a state the
+    # other pairs do not teach; what the teacher needs is the states the student has shown it. Costs one forward
+    # pass over every plan of every pair, before and after each fine-tune.
     accept: str = "heldout_loss"
     # role=analyst: new tokens generated per analysis (each costs one forward step); its first non-empty line is kept.
     analysis_tokens: int = 32

@@ -7,8 +7,8 @@ A background thread of the actor, every ``adapter.poll_s``:
    the last attempt, fine-tunes (``finetune.LoraFineTuner``) from the version in service on the training
    side of the split, with prompts built from the feedback actor's current prompt bank;
 3. keeps the result as a new version (``versions.write_version``) only when the held-out loss improved or,
-   with ``adapter.accept=plan_accuracy``, when the teacher's top plan is the labelled plan in more states (ties:
-   a lower choice loss) and in no fewer held-out ones.
+   with ``adapter.accept=plan_accuracy``, when the teacher's top plan is the labelled plan in more of all the
+   labelled states (ties: a lower choice loss).
 
 With ``adapter.role=analyst`` the base model is the analyst LM and a pair's text is (the analyst's prompt, the
 analysis that preceded the completed sub-goal), rendered with the analyst's own tokenizer
@@ -271,20 +271,18 @@ class AdapterTrainer:
 def _plan_accuracy_verdict(before: list[tuple[bool, float]], after: list[tuple[bool, float]],
                            n_heldout: int) -> str:
     """Why a fine-tune is not kept under ``adapter.accept=plan_accuracy`` ("" = keep it). ``before``/``after``
-    are ``plan_choices`` of the same examples, the held-out ones first."""
-    held_before = sum(ok for ok, _ in before[:n_heldout])
-    held_after = sum(ok for ok, _ in after[:n_heldout])
-    if held_after < held_before:
-        return f"held-out top plans right fell from {held_before} to {held_after} of {n_heldout}"
+    are ``plan_choices`` of the same examples, the held-out ones first (their count is logged: a held-out state
+    that loses its plan counts against the total like any other, and the next split trains on it)."""
+    held = f"{sum(ok for ok, _ in before[:n_heldout])} -> {sum(ok for ok, _ in after[:n_heldout])} of {n_heldout}"
     right_before, right_after = sum(ok for ok, _ in before), sum(ok for ok, _ in after)
     ce_before = sum(ce for _, ce in before) / max(len(before), 1)
     ce_after = sum(ce for _, ce in after) / max(len(after), 1)
+    summary = (f"top plan right in {right_before} -> {right_after} of {len(after)} labelled states (held out: "
+               f"{held}), choice loss {ce_before:.4f} -> {ce_after:.4f}")
     if right_after > right_before or (right_after == right_before and ce_after < ce_before):
-        log.info("adapter fine-tune: top plan right in %d -> %d of %d labelled states (choice loss %.4f -> %.4f)",
-                 right_before, right_after, len(after), ce_before, ce_after)
+        log.info("adapter fine-tune kept: %s", summary)
         return ""
-    return (f"top plan right in {right_after} of {len(after)} labelled states (was {right_before}), choice loss "
-            f"{ce_after:.4f} (was {ce_before:.4f})")
+    return summary
 
 
 def start_adapter_trainer(cfg: AdapterConfig, base_model: str, run_dir: str, feedback_actor: str,

@@ -54,17 +54,18 @@ def test_a_choice_fine_tune_is_judged_on_the_held_out_choice_loss_too(tmp_path, 
     assert trainer.train_now() == "accepted" and latest_adapter(tmp_path).pairs_used == 6
 
 
-def test_plan_accuracy_keeps_a_fine_tune_that_gets_more_top_plans_right_and_guards_the_held_out_ones():
+def test_plan_accuracy_keeps_a_fine_tune_that_gets_more_top_plans_right_or_as_many_with_a_lower_choice_loss():
     """adapter.accept=plan_accuracy on (top plan right, choice loss) per example, the held-out ones first."""
     from llmrl.adapter.trainer import _plan_accuracy_verdict as verdict
 
     before = [(False, 1.0), (True, 0.5), (False, 1.2)]
     assert verdict(before, [(False, 0.9), (True, 0.6), (True, 0.7)], 1) == ""  # one more state right
     assert verdict(before, [(False, 0.9), (True, 0.5), (False, 1.1)], 1) == ""  # as many, lower choice loss
-    assert "top plan right in 1 of 3" in verdict(before, [(False, 1.0), (True, 0.5), (False, 1.3)], 1)
-    # More states right in all, but a held-out state lost its right top plan: a regression on unseen states.
-    assert "held-out top plans right fell from 1 to 0 of 1" in verdict(
-        [(True, 0.5), (False, 1.0), (False, 1.0)], [(False, 0.9), (True, 0.1), (True, 0.1)], 1)
+    # A held-out state lost its plan and a trained one gained it: a tie on the count, kept on the lower loss.
+    assert verdict([(True, 0.5), (False, 1.0), (False, 1.0)], [(False, 0.8), (True, 0.4), (False, 0.9)], 1) == ""
+    why = verdict(before, [(False, 1.0), (True, 0.5), (False, 1.3)], 1)
+    assert why == "top plan right in 1 -> 1 of 3 labelled states (held out: 0 -> 0 of 1), choice loss 0.9000 -> 0.9333"
+    assert "1 -> 0 of 3" in verdict(before, [(False, 0.1), (False, 0.1), (False, 0.1)], 1)  # fewer right
 
 
 def test_plan_accuracy_accepts_a_choice_fine_tune_and_rejects_one_that_changes_nothing(
