@@ -217,14 +217,17 @@ class AdapterTrainer:
         def choices(pairs: list) -> list:
             return tuner.encode_choices([pair_choices(p, bank, prompts) for p in pairs])
 
-        if self.cfg.loss == "choice":
+        by_choice = self.cfg.loss == "choice"
+        if by_choice:
             train_ex, heldout_ex = choices(train), choices(heldout)
         else:
             train_ex = tuner.encode([pair_text(p, bank, prompts, analyst) for p in train])
             heldout_ex = tuner.encode([pair_text(p, bank, prompts, analyst) for p in heldout])
-        # plan_accuracy judges by every labelled state, the held-out pairs first.
-        held_choices = choices(heldout) if self.cfg.accept == "plan_accuracy" else []
-        labelled = held_choices + choices(train) if self.cfg.accept == "plan_accuracy" else []
+        # plan_accuracy judges by every labelled state, the held-out pairs first (loss=choice: already encoded).
+        held_choices, labelled = [], []
+        if self.cfg.accept == "plan_accuracy":
+            held_choices = heldout_ex if by_choice else choices(heldout)
+            labelled = held_choices + (train_ex if by_choice else choices(train))
         before = tuner.loss(heldout_ex)
         choices_before = tuner.plan_choices(labelled)
         train_loss = tuner.train(train_ex)

@@ -61,12 +61,12 @@ def _hindsight_pairs(summary: EpisodeSummary, credit: str) -> list[TrainingPair]
     a last visit that finished nothing teaches nothing about its state."""
     if credit == "episode" and not summary.success:
         return []
-    last: dict[tuple[str, ...], TrainingPair | None] = {}  # the state as PairLog keys it (_state_key)
+    last: dict[tuple[str, ...], TrainingPair | None] = {}  # the state as PairLog keys it
     for outcome in summary.outcomes:
-        state = (outcome.state_text, outcome.context, *outcome.options)
+        query = TeacherQuery(summary.family, summary.task, outcome.state_text, outcome.options, outcome.context)
+        state = _query_key(query)
         last.pop(state, None)  # re-inserted: the pairs keep the order of their final visits
         if outcome.achieved and outcome.achieved in outcome.options:
-            query = TeacherQuery(summary.family, summary.task, outcome.state_text, outcome.options, outcome.context)
             last[state] = TrainingPair(query, outcome.achieved)
         else:
             last[state] = None
@@ -83,9 +83,12 @@ def _pair_from_list(d: list[Any]) -> TrainingPair:
     return TrainingPair(TeacherQuery(family, task, state, tuple(options), context), plan, "".join(analysis))
 
 
-def _state_key(pair: TrainingPair) -> tuple[str, ...]:
-    q = pair.query
+def _query_key(q: TeacherQuery) -> tuple[str, ...]:
     return (q.family, q.task, q.state_text, q.context, *q.options)
+
+
+def _state_key(pair: TrainingPair) -> tuple[str, ...]:
+    return _query_key(pair.query)
 
 
 class PairLog:
