@@ -102,16 +102,20 @@ def write_plot(curves: dict[str, list[dict]], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    # p(correct) beside top-1: with a handful of states top-1 moves in steps of 1/states, while the mass the
+    # teacher puts on the planner's plan shows a fine-tune that has not yet flipped a state.
+    panels = (("teacher_success", "teacher success alone"), ("top1_accuracy", "teacher top-1 plan accuracy"),
+              ("p_correct", "teacher p(planner's plan)"))
+    fig, axes = plt.subplots(1, len(panels), figsize=(14, 4))
     for label, points in curves.items():
-        xs = [p["env_steps"] for p in points]
-        axes[0].plot(xs, [p["teacher_success"] for p in points], marker="o", label=label)
-        axes[1].plot(xs, [p["top1_accuracy"] for p in points], marker="o", label=label)
-    for ax, name in zip(axes, ("teacher success alone", "teacher top-1 plan accuracy")):
-        ax.set_xlabel("student env steps")
+        xs = [p["env_steps"] / 1000 for p in points]
+        for ax, (key, _) in zip(axes, panels):
+            ax.plot(xs, [p[key] for p in points], marker="o", label=label)
+    for ax, (_, name) in zip(axes, panels):
+        ax.set_xlabel("student env steps (thousands)")
         ax.set_ylabel(name)
         ax.set_ylim(-0.02, 1.02)
-    axes[1].legend(loc="lower right", fontsize=7)
+    axes[-1].legend(loc="lower right", fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
