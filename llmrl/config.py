@@ -253,6 +253,10 @@ class AdapterConfig:
     # feedback.credit, the last one per state, so a detour the student undid is not taught. A student better
     # than its teacher thus teaches the teacher the plans it does not know yet.
     pair_label: str = "advised"
+    # pair_label=achieved: credited episodes that must have voted on a state before its majority plan becomes a
+    # training pair. A young student's majority can be wrong (docs/adapter.md: 2 votes to 1 for exploring with
+    # the key in view, reversed 16k steps later), and a fine-tune on it teaches the teacher the mistake. 1: at once.
+    min_label_votes: int = 1
     # role=teacher: what a fine-tune minimises. "nll": the mean token NLL of the pair's plan after its prompt
     # (AdaRefiner's supervised fine-tuning). "choice": the cross-entropy of the teacher's own distribution over the
     # query's plans (softmax of their length-normalised scores, temperature 1, as teacher.hf's score mode reads
@@ -418,7 +422,7 @@ _POSITIVE = {
     "resources.num_envs_per_env_runner", "run.max_env_steps", "run.eval_every", "run.eval_episodes",
     "run.checkpoint_every", "teacher.log_flush_s", "teacher.log_max_mb", "teacher.log_queue_size",
     "model.grid_first_stride", "model.mission_embed_dim", "adapter.r", "adapter.alpha", "adapter.lr", "adapter.epochs", "adapter.batch_size",
-    "adapter.train_every_episodes", "adapter.min_new_pairs", "adapter.max_pairs", "adapter.torch_threads",
+    "adapter.train_every_episodes", "adapter.min_new_pairs", "adapter.min_label_votes", "adapter.max_pairs", "adapter.torch_threads",
     "adapter.analysis_tokens", "adapter.analysis_cache_size",
 }
 _UNIT_INTERVAL = {"teacher.error_rate", "teacher.rescore_max_busy", "run.success_threshold", "adapter.heldout_frac",
@@ -591,6 +595,9 @@ def _validate_adapter(cfg: Config) -> None:
     if a.role == "analyst" and a.accept != "heldout_loss":
         raise ConfigError(f"adapter.accept: only 'heldout_loss' with adapter.role=analyst (an analysis has no plan "
                           f"to be top), got {a.accept!r}")
+    if a.min_label_votes > 1 and a.pair_label != "achieved":
+        raise ConfigError(f"adapter.min_label_votes: only with adapter.pair_label=achieved (votes pick a state's "
+                          f"hindsight label), got {a.min_label_votes!r}")
     if a.role == "analyst" and a.pair_label != "advised":
         raise ConfigError("adapter.pair_label: only 'advised' with adapter.role=analyst (its training targets are "
                           f"the analyses, not plans), got {a.pair_label!r}")

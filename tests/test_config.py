@@ -104,7 +104,7 @@ def test_exponent_floats_are_numbers_and_the_adapter_section_is_validated():
             (["adapter.heldout_frac=0"], "adapter.heldout_frac"), (["adapter.r=0"], "adapter.r"), \
             (["adapter.role=critic"], "adapter.role"), (["adapter.enabled=true"], "adapter.enabled"), \
             (["adapter.pair_label=guessed"], "adapter.pair_label"), (["adapter.loss=mse"], "adapter.loss"), \
-            (["adapter.accept=vibes"], "adapter.accept"):
+            (["adapter.accept=vibes"], "adapter.accept"), (["adapter.min_label_votes=0"], "adapter.min_label_votes"):
         with pytest.raises(ConfigError, match=key):
             load_config(None, bad)
     with pytest.raises(ConfigError, match="adapter.base_model"):
@@ -125,6 +125,11 @@ def test_exponent_floats_are_numbers_and_the_adapter_section_is_validated():
         load_config(None, ["adapter.enabled=true", "teacher.backend=hf", "teacher.hf.model=/m",
                            "adapter.role=analyst", "adapter.accept=plan_accuracy"])
     assert cfg.adapter.accept == "heldout_loss"
+    with pytest.raises(ConfigError, match="adapter.min_label_votes: only with adapter.pair_label=achieved"):
+        load_config(None, ["adapter.enabled=true", "teacher.backend=hf", "teacher.hf.model=/m",
+                           "adapter.min_label_votes=20"])
+    assert load_config(None, ["adapter.enabled=true", "teacher.backend=hf", "teacher.hf.model=/m",
+                              "adapter.pair_label=achieved", "adapter.min_label_votes=20"]).adapter.min_label_votes == 20
 
 
 def test_the_adapter_renders_its_pairs_as_the_teacher_backend_renders_prompts():

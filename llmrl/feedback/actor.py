@@ -53,16 +53,16 @@ class FeedbackService:
 
     def __init__(self, cfg: FeedbackConfig, task_description: str, persist_dir: str = "",
                  recover: bool | None = None, max_pairs: int = 0, pair_role: str = "teacher",
-                 pair_label: str = "advised") -> None:
+                 pair_label: str = "advised", min_label_votes: int = 1) -> None:
         """``recover``: rebuild the bank from ``persist_dir``; None (the default) = when Ray restarted this actor
         (a fresh run or a resume starts its journal over: a resume re-seeds the bank from its checkpoint).
         ``max_pairs`` > 0 keeps the adapter's training pairs (the adapter is on); ``pair_role`` is ``adapter.role``
-        (``"analyst"``: the pairs carry the analyses that preceded completed sub-goals), ``pair_label`` is
-        ``adapter.pair_label``."""
+        (``"analyst"``: the pairs carry the analyses that preceded completed sub-goals), ``pair_label`` and
+        ``min_label_votes`` are ``adapter.pair_label`` and ``adapter.min_label_votes``."""
         self.cfg = cfg
         self._embed = make_embedder(cfg)  # None = the default bag of words; a bad one fails here, in one line
         self.bank = PromptBank(cfg, task_description, self._embed)
-        self.pairs = PairLog(max_pairs, cfg.credit, pair_role, pair_label) if max_pairs > 0 else None
+        self.pairs = PairLog(max_pairs, cfg.credit, pair_role, pair_label, min_label_votes) if max_pairs > 0 else None
         self._record_calls = 0
         self._snapshot_calls = 0
         self._polls = 0
@@ -223,7 +223,7 @@ class FeedbackService:
 
 def start_feedback_actor(cfg: FeedbackConfig, task_description: str, namespace: str | None = None,
                          persist_dir: str = "", max_pairs: int = 0, pair_role: str = "teacher",
-                         pair_label: str = "advised") -> Any:
+                         pair_label: str = "advised", min_label_votes: int = 1) -> Any:
     """Create the named feedback actor, or get it if it already exists; returns its handle.
 
     ``persist_dir`` (empty: not persisted) must be reachable from the node the actor runs on: on a cluster, a
@@ -243,4 +243,5 @@ def start_feedback_actor(cfg: FeedbackConfig, task_description: str, namespace: 
         get_if_exists=True,
         num_cpus=0,
         max_restarts=cfg.max_restarts,
-    ).remote(cfg, task_description, persist_dir, max_pairs=max_pairs, pair_role=pair_role, pair_label=pair_label)
+    ).remote(cfg, task_description, persist_dir, max_pairs=max_pairs, pair_role=pair_role, pair_label=pair_label,
+             min_label_votes=min_label_votes)

@@ -21,6 +21,12 @@ the door on the way to the key reads as "open the door"). So with hindsight labe
 per state, the plan with the most votes over all the episodes that passed the credit rule; a pair whose state
 changes its majority plan comes out again as a new pair, and replaces the old one in the trainer too.
 
+A young student's majority is not yet its plan: on LavaDoorKey, 16k steps in, "key in view, nothing held" had
+2 votes for ``explore`` against 1 for fetching the key, and a fine-tune on that label taught the teacher to
+explore there; 16k steps later the vote was 122 to 30 the other way. So a state's pair is handed to the
+trainer only once ``min_votes`` credited episodes have voted on it (``adapter.min_label_votes``); until then it
+is held, counted and checkpointed like any other, but ``since`` and ``pairs`` leave it out.
+
 ``PairLog`` keeps the distinct pairs in the feedback actor, bounded (least recently seen dropped first), each
 with the sequence number of its first appearance, so the adapter trainer fetches only what is new since its
 cursor. The log is part of the feedback actor's checkpointed state, so training data survives a resume.
@@ -100,13 +106,17 @@ class PairLog:
     state's plans and keeps the majority, and ``add`` replaces a state's pair with a newer one.
     """
 
-    def __init__(self, max_pairs: int, credit: str, role: str = "teacher", label: str = "advised") -> None:
+    def __init__(self, max_pairs: int, credit: str, role: str = "teacher", label: str = "advised",
+                 min_votes: int = 1) -> None:
         if max_pairs <= 0:
             raise ValueError(f"max_pairs must be > 0, got {max_pairs}")
+        if min_votes < 1:
+            raise ValueError(f"min_votes must be >= 1, got {min_votes}")
         self.max_pairs = max_pairs
         self.credit = credit
         self.role = role  # adapter.role: "analyst" pairs carry (and need) the analysis
         self.label = label  # adapter.pair_label: the advised plan, or the one the student achieved
+        self.min_votes = min_votes  # hindsight: votes a state needs before its pair is handed out
         self._pairs: OrderedDict[tuple[str, ...], tuple[int, TrainingPair]] = OrderedDict()  # key -> (seq, pair)
         self._votes: dict[tuple[str, ...], Counter[str]] = {}  # hindsight: state key -> plan -> episodes
         self._seq = 0
@@ -117,7 +127,8 @@ class PairLog:
         return _state_key(pair) if self.label == "achieved" else pair.key()
 
     def record(self, summaries: list[EpisodeSummary]) -> int:
-        """Add the pairs of these episodes; returns how many were new (hindsight: states whose plan changed)."""
+        """Add the pairs of these episodes; returns how many were new (hindsight: states whose plan changed, held
+        ones included, or that just reached ``min_votes``)."""
         new = 0
         for s in summaries:
             self.episodes += 1
@@ -132,7 +143,14 @@ class PairLog:
         votes[pair.plan] += 1
         kept = self._pairs[key][1].plan if key in self._pairs else pair.plan
         winner = max(votes, key=lambda plan: (votes[plan], plan == kept))
+        if votes.total() == self.min_votes > 1:
+            # Just came of age: a fresh sequence number, so a trainer whose cursor passed it fetches it now.
+            self._pairs.pop(key, None)
         return TrainingPair(pair.query, winner, pair.analysis)
+
+    def _mature(self, key: tuple[str, ...]) -> bool:
+        votes = self._votes.get(key)
+        return votes is None or votes.total() >= self.min_votes
 
     def add(self, pairs: Iterable[TrainingPair]) -> int:
         """Add pairs (a pair seen before only becomes the most recent); returns how many were new."""
@@ -156,12 +174,14 @@ class PairLog:
             self._votes.pop(key, None)
 
     def pairs(self) -> list[TrainingPair]:
-        return [p for _, p in self._pairs.values()]
+        """The pairs a trainer may use (hindsight: of the states with ``min_votes`` votes)."""
+        return [p for key, (_, p) in self._pairs.items() if self._mature(key)]
 
     def since(self, cursor: int) -> PairBatch:
-        fresh = sorted(((seq, p) for seq, p in self._pairs.values() if seq > cursor), key=lambda sp: sp[0])
+        fresh = sorted(((seq, p) for key, (seq, p) in self._pairs.items() if seq > cursor and self._mature(key)),
+                       key=lambda sp: sp[0])
         return PairBatch(pairs=tuple(p for _, p in fresh), cursor=self._seq, episodes=self.episodes,
-                         total_pairs=len(self._pairs))
+                         total_pairs=sum(self._mature(key) for key in self._pairs))
 
     def __len__(self) -> int:
         return len(self._pairs)

@@ -165,7 +165,8 @@ def build_graph(cfg: Config, run_dir: str | Path | None = None) -> Graph:
             max_pairs = cfg.adapter.max_pairs if cfg.adapter.enabled else 0
             feedback = start_feedback_actor(cfg.feedback, description, namespace=namespace, persist_dir=persist,
                                             max_pairs=max_pairs, pair_role=cfg.adapter.role,
-                                            pair_label=cfg.adapter.pair_label)
+                                            pair_label=cfg.adapter.pair_label,
+                                            min_label_votes=cfg.adapter.min_label_votes)
         adapter_source = ("", cfg.adapter.poll_s, "")
         if cfg.adapter.enabled:
             from llmrl.adapter.trainer import start_adapter_trainer

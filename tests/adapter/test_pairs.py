@@ -86,6 +86,34 @@ def test_hindsight_log_keeps_each_state_s_majority_plan_and_serves_a_change_as_a
     assert old.pairs() == log.pairs()
 
 
+def test_a_state_s_hindsight_pair_is_held_back_until_min_votes_episodes_voted_on_it():
+    log = PairLog(10, "episode", label="achieved", min_votes=3)
+    young, grown = OPTIONS[0], OPTIONS[1]
+
+    def won(plan):
+        return episode(True, outcome(KEY_STATE, OPTIONS[0], 0, achieved=plan),
+                       outcome(DOOR_STATE, OPTIONS[2], 2, achieved=OPTIONS[2]))
+
+    log.record([won(young), won(young)])
+    assert log.pairs() == [] and log.since(0).pairs == () and log.since(0).total_pairs == 0
+    cursor = log.since(0).cursor  # a trainer that already polled: the held states must still reach it
+    log.record([won(grown)])  # 3 votes each: both states come of age, the key state with its 2-1 majority
+    assert [(p.query.state_text, p.plan) for p in log.since(cursor).pairs] == [(KEY_STATE, young),
+                                                                              (DOOR_STATE, OPTIONS[2])]
+    log.record([won(grown)])  # 2-2: the kept plan stays, nothing new
+    assert log.since(log.since(0).cursor).pairs == ()
+    log.record([won(grown)])  # 3-2: the grown student's plan, served as new
+    assert [p.plan for p in log.since(cursor).pairs if p.query.state_text == KEY_STATE] == [grown]
+    # Held votes are checkpointed: a restored log goes on counting them.
+    held = PairLog(10, "episode", label="achieved", min_votes=3)
+    held.record([won(young), won(young)])
+    again = PairLog(10, "episode", label="achieved", min_votes=3)
+    again.load_state_dict(held.state_dict())
+    assert again.pairs() == [] and (again.record([won(grown)]), len(again.pairs())) == (2, 2)
+    with pytest.raises(ValueError, match="min_votes"):
+        PairLog(10, "episode", label="achieved", min_votes=0)
+
+
 def test_log_deduplicates_bounds_and_serves_what_is_new_since_a_cursor():
     log = PairLog(max_pairs=2, credit="episode")
     assert log.add([pair(KEY_STATE, OPTIONS[1]), pair(KEY_STATE, OPTIONS[1])]) == 1
@@ -118,6 +146,12 @@ def test_feedback_actor_keeps_pairs_only_with_the_adapter_and_checkpoints_them()
     restored.load_state_dict(on.state_dict())
     assert restored.pairs_since(0) == batch
     assert restored.bank.episodes == 2
+    # adapter.min_label_votes reaches the actor's log: one credited episode is too few votes for a hindsight pair.
+    votes = FeedbackService(cfg, "task", max_pairs=100, pair_label="achieved", min_label_votes=2)
+    votes.record([episode(True, outcome(KEY_STATE, OPTIONS[0], 0, achieved=OPTIONS[1]))])
+    assert votes.pairs_since(0).pairs == ()
+    votes.record([episode(True, outcome(KEY_STATE, OPTIONS[0], 0, achieved=OPTIONS[1]))])
+    assert [p.plan for p in votes.pairs_since(0).pairs] == [OPTIONS[1]]
 
 
 def test_bad_bound_is_refused():
