@@ -199,6 +199,9 @@ class PairBatch:
     cursor: int  # pass this back next time; it only grows within one feedback-actor lifetime
     episodes: int  # episodes recorded so far (the trainer's "every N episodes" clock)
     total_pairs: int  # distinct pairs the actor holds (bounded by adapter.max_pairs)
+    # Hindsight: the queries of the states still short of adapter.min_label_votes (all of them, not only since
+    # the cursor). A fine-tune judged on plan accuracy may not change the teacher's top plan in any of them.
+    held: tuple[TeacherQuery, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,6 +18,7 @@ import os
 import random
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from llmrl.adapter.versions import config_hash
 from llmrl.config import AdapterConfig
@@ -167,14 +168,22 @@ class LoraFineTuner:
         ``adapter.accept=plan_accuracy`` judges a fine-tune by these."""
         import torch
 
-        self.model.eval()
         out = []
-        with torch.no_grad():
-            for rows, label in examples:
-                scores = -self._per_row_nll(rows)
-                ce = float(torch.nn.functional.cross_entropy(scores[None], torch.tensor([label], device=scores.device)))
-                out.append((int(scores.argmax()) == label, ce))
+        for (_, label), scores in zip(examples, self._option_scores(examples)):
+            ce = float(torch.nn.functional.cross_entropy(scores[None], torch.tensor([label], device=scores.device)))
+            out.append((int(scores.argmax()) == label, ce))
         return out
+
+    def top_choices(self, examples: Sequence[tuple[list, int]]) -> list[int]:
+        """Per choice example, the index of the teacher's top plan (the example's own label is ignored)."""
+        return [int(scores.argmax()) for scores in self._option_scores(examples)]
+
+    def _option_scores(self, examples: Sequence[tuple[list, int]]) -> list[Any]:
+        import torch
+
+        self.model.eval()
+        with torch.no_grad():
+            return [-self._per_row_nll(rows) for rows, _ in examples]
 
     def train(self, examples: Sequence[tuple[list[int], int]]) -> float:
         """``adapter.epochs`` passes of AdamW over shuffled examples; returns the last epoch's mean loss.

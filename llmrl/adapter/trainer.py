@@ -8,7 +8,10 @@ A background thread of the actor, every ``adapter.poll_s``:
    side of the split, with prompts built from the feedback actor's current prompt bank;
 3. keeps the result as a new version (``versions.write_version``) only when the held-out loss improved or,
    with ``adapter.accept=plan_accuracy``, when the teacher's top plan is the labelled plan in more of all the
-   labelled states (ties: a lower choice loss).
+   labelled states (ties: a lower choice loss) and is unchanged in every state whose label is still held back
+   (``adapter.min_label_votes``): with few labelled states, a fine-tune on them can carry a plan over to
+   similar states the student has not shown it (LavaDoorKey: "go to the door" from "door in view, key held" to
+   "key and door in view, nothing held").
 
 With ``adapter.role=analyst`` the base model is the analyst LM and a pair's text is (the analyst's prompt, the
 analysis that preceded the completed sub-goal), rendered with the analyst's own tokenizer
@@ -37,7 +40,7 @@ from llmrl.adapter.data import pair_choices, pair_text, split_pairs
 from llmrl.adapter.versions import ADAPTERS_DIR, latest_adapter, write_json_atomic, write_version
 from llmrl.config import AdapterConfig
 from llmrl.feedback.pairs import PairLog
-from llmrl.messages import AdapterTrainerStats, AdapterVersion, PairBatch, PromptBankSnapshot
+from llmrl.messages import AdapterTrainerStats, AdapterVersion, PairBatch, PromptBankSnapshot, TrainingPair
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +73,7 @@ class AdapterTrainer:
         self._prompts: Any = None
         self._tuner_error = ""
         self._pairs = PairLog(cfg.max_pairs, credit="", label=cfg.pair_label)  # hindsight: newer pair per state wins
+        self._held: tuple = ()  # the feedback actor's states short of min_label_votes, as of the last poll
         self._cursor = 0
         self._episodes = 0
         self._new_since_attempt = 0
@@ -117,7 +121,7 @@ class AdapterTrainer:
             # (pairs the trainer already has are de-duplicated).
             self._cursor, self._episodes_at_attempt = 0, 0
             batch = self._call("pairs_since", 0)
-        self._cursor, self._episodes = batch.cursor, batch.episodes
+        self._cursor, self._episodes, self._held = batch.cursor, batch.episodes, batch.held
         # An analyst learns only from pairs that carry the analysis it wrote (the feedback actor sends no others).
         pairs = [p for p in batch.pairs if p.analysis] if self.cfg.role == "analyst" else batch.pairs
         new = self._pairs.add(pairs)
@@ -223,11 +227,14 @@ class AdapterTrainer:
         else:
             train_ex = tuner.encode([pair_text(p, bank, prompts, analyst) for p in train])
             heldout_ex = tuner.encode([pair_text(p, bank, prompts, analyst) for p in heldout])
-        # plan_accuracy judges by every labelled state, the held-out pairs first (loss=choice: already encoded).
-        held_choices, labelled = [], []
+        # plan_accuracy judges by every labelled state, the held-out pairs first (loss=choice: already encoded),
+        # and by the top plans of the states whose labels are still held back.
+        held_choices, labelled, unlabelled, tops_before = [], [], [], []
         if self.cfg.accept == "plan_accuracy":
             held_choices = heldout_ex if by_choice else choices(heldout)
             labelled = held_choices + (train_ex if by_choice else choices(train))
+            unlabelled = choices([TrainingPair(q, q.options[0]) for q in self._held if q.options])
+            tops_before = tuner.top_choices(unlabelled)
         before = tuner.loss(heldout_ex)
         choices_before = tuner.plan_choices(labelled)
         train_loss = tuner.train(train_ex)
@@ -237,7 +244,8 @@ class AdapterTrainer:
 
             raise DivergedError(f"held-out loss is {after}")
         if self.cfg.accept == "plan_accuracy":
-            why_not = _plan_accuracy_verdict(choices_before, tuner.plan_choices(labelled), len(held_choices))
+            why_not = (_plan_accuracy_verdict(choices_before, tuner.plan_choices(labelled), len(held_choices))
+                       or _unlabelled_verdict(tops_before, tuner.top_choices(unlabelled)))
         else:
             why_not = "" if after < before else f"held-out loss {after:.4f} did not improve on {before:.4f}"
         if why_not:
@@ -283,9 +291,19 @@ def _plan_accuracy_verdict(before: list[tuple[bool, float]], after: list[tuple[b
     summary = (f"top plan right in {right_before} -> {right_after} of {len(after)} labelled states (held out: "
                f"{held}), choice loss {ce_before:.4f} -> {ce_after:.4f}")
     if right_after > right_before or (right_after == right_before and ce_after < ce_before):
-        log.info("adapter fine-tune kept: %s", summary)
+        log.info("adapter fine-tune passes on its labelled states: %s", summary)
         return ""
     return summary
+
+
+def _unlabelled_verdict(before: list[int], after: list[int]) -> str:
+    """Why a fine-tune is not kept although the labelled states allow it ("" = keep it): it changed the top
+    plan of a state whose label is still held back. The student has not shown those states' plans yet, so no
+    change there is a known improvement, and a fine-tune on a few labelled states moves similar ones."""
+    changed = sum(b != a for b, a in zip(before, after))
+    if not changed:
+        return ""
+    return f"the top plan changed in {changed} of {len(before)} states whose labels are held (adapter.min_label_votes)"
 
 
 def start_adapter_trainer(cfg: AdapterConfig, base_model: str, run_dir: str, feedback_actor: str,

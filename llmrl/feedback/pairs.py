@@ -180,8 +180,9 @@ class PairLog:
     def since(self, cursor: int) -> PairBatch:
         fresh = sorted(((seq, p) for key, (seq, p) in self._pairs.items() if seq > cursor and self._mature(key)),
                        key=lambda sp: sp[0])
+        held = tuple(p.query for key, (_, p) in self._pairs.items() if not self._mature(key))
         return PairBatch(pairs=tuple(p for _, p in fresh), cursor=self._seq, episodes=self.episodes,
-                         total_pairs=sum(self._mature(key) for key in self._pairs))
+                         total_pairs=len(self._pairs) - len(held), held=held)
 
     def __len__(self) -> int:
         return len(self._pairs)

@@ -85,6 +85,33 @@ def test_plan_accuracy_accepts_a_choice_fine_tune_and_rejects_one_that_changes_n
     assert idle.train_now() == "rejected" and latest_adapter(tmp_path / "idle") is None
 
 
+def test_plan_accuracy_rejects_a_fine_tune_that_moves_a_state_whose_label_is_still_held(
+        tmp_path, tiny_lm_dir, monkeypatch):
+    """adapter.min_label_votes: 6 states with 2 votes each are labelled, 3 with one vote are held. A fine-tune
+    that passes on the labelled states is still rejected if it changes the teacher's top plan in a held one."""
+    from dataclasses import replace
+
+    from llmrl.adapter.finetune import LoraFineTuner
+    from llmrl.adapter.trainer import _unlabelled_verdict
+
+    fb = FeedbackService(FeedbackConfig(credit="episode", publish_every=1), "Open the door.", max_pairs=100,
+                         pair_label="achieved", min_label_votes=2)
+    won = [episode(True, outcome(s, OPTIONS[0], 0, achieved=OPTIONS[1])) for s in STATES]
+    fb.record(won[:6] + won)
+    cfg = replace(CFG, loss="choice", accept="plan_accuracy", pair_label="achieved", min_label_votes=2)
+    trainer = make_trainer(tmp_path, tiny_lm_dir, fb, cfg)
+    assert trainer.poll_once() == 6 and len(trainer._held) == 3
+    tops = iter([[0, 0, 2], [0, 1, 2]])  # before and after the fine-tune: the second held state moved
+    monkeypatch.setattr(LoraFineTuner, "top_choices", lambda self, examples: next(tops))
+    monkeypatch.setattr("llmrl.adapter.trainer._plan_accuracy_verdict", lambda *args: "")  # labelled: passes
+    assert trainer.train_now() == "rejected" and latest_adapter(tmp_path) is None
+    assert _unlabelled_verdict([0, 0, 2], [0, 1, 2]) == (
+        "the top plan changed in 1 of 3 states whose labels are held (adapter.min_label_votes)")
+    assert _unlabelled_verdict([0, 2], [0, 2]) == "" and _unlabelled_verdict([], []) == ""
+    monkeypatch.setattr(LoraFineTuner, "top_choices", lambda self, examples: [0] * len(examples))
+    assert trainer.train_now() == "accepted"  # the held states kept their plans
+
+
 def test_a_fine_tune_that_does_not_improve_is_rejected(tmp_path, tiny_lm_dir):
     trainer = make_trainer(tmp_path, tiny_lm_dir, feedback_with_successes(), AdapterConfig(
         enabled=True, r=4, lr=1e-12, batch_size=4, min_new_pairs=1, heldout_frac=0.3))
