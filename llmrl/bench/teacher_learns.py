@@ -36,7 +36,9 @@ ARMS: dict[str, list[str]] = {
     "frozen": ["feedback.enabled=false"],
     "bank": [],
     "reweight": ["teacher.reweight_by_success=true", "feedback.credit=episode"],
-    "adapter": ["adapter.enabled=true", "feedback.credit=episode", "adapter.pair_label=advised"],
+    # Advised labels have no votes to wait for (a config's min_label_votes is for hindsight labels).
+    "adapter": ["adapter.enabled=true", "feedback.credit=episode", "adapter.pair_label=advised",
+                "adapter.min_label_votes=1"],
     "hindsight": ["adapter.enabled=true", "feedback.credit=episode", "adapter.pair_label=achieved"],
     "hindsight_only": ["adapter.enabled=true", "feedback.credit=episode", "adapter.pair_label=achieved",
                        f"feedback.publish_every={NEVER_PUBLISH}"],
