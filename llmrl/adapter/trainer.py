@@ -40,7 +40,8 @@ from llmrl.adapter.data import pair_choices, pair_text, split_pairs
 from llmrl.adapter.versions import ADAPTERS_DIR, latest_adapter, write_json_atomic, write_version
 from llmrl.config import AdapterConfig
 from llmrl.feedback.pairs import PairLog
-from llmrl.messages import AdapterTrainerStats, AdapterVersion, PairBatch, PromptBankSnapshot, TrainingPair
+from llmrl.messages import (AdapterTrainerStats, AdapterVersion, PairBatch, PromptBankSnapshot, TeacherQuery,
+                            TrainingPair)
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +74,7 @@ class AdapterTrainer:
         self._prompts: Any = None
         self._tuner_error = ""
         self._pairs = PairLog(cfg.max_pairs, credit="", label=cfg.pair_label)  # hindsight: newer pair per state wins
-        self._held: tuple = ()  # the feedback actor's states short of min_label_votes, as of the last poll
+        self._held: tuple[TeacherQuery, ...] = ()  # states short of min_label_votes, as of the last poll
         self._cursor = 0
         self._episodes = 0
         self._new_since_attempt = 0
