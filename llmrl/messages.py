@@ -235,6 +235,7 @@ class AdapterTrainerStats:
     out_of_memory: int = 0
     failed: int = 0  # ... that raised anything else
     no_pairs: int = 0  # triggers skipped because there were too few pairs for a held-out split
+    unchanged: int = 0  # triggers skipped because the inputs were those of the last rejected fine-tune
     pairs: int = 0  # distinct pairs held
     heldout_loss: float = float("nan")  # of the latest accepted version
     train_s: float = 0.0  # seconds spent fine-tuning

@@ -11,7 +11,8 @@ A background thread of the actor, every ``adapter.poll_s``:
    labelled states (ties: a lower choice loss) and is unchanged in every state whose label is still held back
    (``adapter.min_label_votes``): with few labelled states, a fine-tune on them can carry a plan over to
    similar states the student has not shown it (LavaDoorKey: "go to the door" from "door in view, key held" to
-   "key and door in view, nothing held").
+   "key and door in view, nothing held"). After a rejection it does not fine-tune again until its inputs change
+   (``_FineTuneInputs``).
 
 With ``adapter.role=analyst`` the base model is the analyst LM and a pair's text is (the analyst's prompt, the
 analysis that preceded the completed sub-goal), rendered with the analyst's own tokenizer
@@ -27,12 +28,15 @@ from the version ``latest.json`` names and fetches the feedback actor's pairs ag
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
 import threading
 import time
 import uuid
+from dataclasses import astuple, dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +51,28 @@ log = logging.getLogger(__name__)
 
 _CALL_TIMEOUT_S = 30.0  # a feedback call slower than this is skipped until the next poll
 COUNTERS_FILE = "trainer_counters.json"  # in <run>/adapters/: the counters survive a restart of the trainer
-_COUNTERS = ("attempts", "accepted", "rejected", "diverged", "out_of_memory", "failed", "no_pairs")
+_COUNTERS = ("attempts", "accepted", "rejected", "diverged", "out_of_memory", "failed", "no_pairs", "unchanged")
+
+
+@dataclass(frozen=True)
+class _FineTuneInputs:
+    """Everything a fine-tune reads. After a rejection the trainer does not fine-tune again until these change (a
+    new or relabelled pair, a state whose label comes of age, a new prompt bank text, a new version to start
+    from): a rerun on the same inputs differs only in batch order and dropout, and keeping whichever rerun
+    passes would be a search over the acceptance test, not something learnt from the student."""
+
+    start: str | None  # the adapter version to start from (None: a fresh adapter)
+    pairs: int  # training pairs
+    held_out: int  # held-out pairs
+    train_text: tuple = ()  # (prompt, continuation) per pair, for adapter.loss=text
+    heldout_text: tuple = ()
+    train_choices: tuple = ()  # (prompt, continuations, label) per pair, for loss=choice and accept=plan_accuracy
+    heldout_choices: tuple = ()
+    unlabelled: tuple = ()  # the same for the states whose labels are still held back (accept=plan_accuracy)
+
+    @cached_property
+    def digest(self) -> str:
+        return hashlib.sha256(repr(astuple(self)).encode()).hexdigest()
 
 
 class AdapterTrainer:
@@ -79,6 +104,7 @@ class AdapterTrainer:
         self._episodes = 0
         self._new_since_attempt = 0
         self._episodes_at_attempt = 0
+        self._rejected_digest = ""  # of the inputs of the last fine-tune, when it was rejected
         self._latest: AdapterVersion | None = latest_adapter(self.run_dir)
         self._instance_id = uuid.uuid4().hex[:12]  # a new one per Ray restart: the loop counts restarts by it
         self._counts = dict.fromkeys(_COUNTERS, 0)
@@ -200,10 +226,16 @@ class AdapterTrainer:
         tuner = self._ensure_tuner()
         if tuner is None:
             return self._count("failed", f"no base model ({self._tuner_error})")
-        self._counts["attempts"] += 1
         t0 = time.perf_counter()
         try:
-            return self._fine_tune(tuner, train, heldout)
+            inputs = self._inputs(tuner, train, heldout)
+            if inputs.digest == self._rejected_digest:
+                return self._count("unchanged", "the same pairs, prompts and start weights as the last "
+                                   "rejected fine-tune", logging.DEBUG)
+            self._counts["attempts"] += 1
+            outcome = self._fine_tune(tuner, inputs)
+            self._rejected_digest = inputs.digest if outcome == "rejected" else ""
+            return outcome
         except Exception as exc:  # noqa: BLE001 - any failure keeps the version in service
             from llmrl.adapter.finetune import DivergedError, is_out_of_memory
 
@@ -214,27 +246,43 @@ class AdapterTrainer:
             self._train_s += time.perf_counter() - t0
             self._save_counters()
 
-    def _fine_tune(self, tuner: Any, train: list, heldout: list) -> str:
+    def _inputs(self, tuner: Any, train: list, heldout: list) -> _FineTuneInputs:
+        """The texts a fine-tune reads, rendered with the feedback actor's current prompt bank."""
         bank: PromptBankSnapshot = self._call("snapshot")
-        tuner.load(self._start_weights(tuner))
-        analyst, prompts = self.cfg.role == "analyst", self._prompts
+        prompts, analyst = self._prompts, self.cfg.role == "analyst"
 
-        def choices(pairs: list) -> list:
-            return tuner.encode_choices([pair_choices(p, bank, prompts) for p in pairs])
+        def choices(pairs: list) -> tuple:
+            return tuple(pair_choices(p, bank, prompts) for p in pairs)
 
+        def texts(pairs: list) -> tuple:
+            return tuple(pair_text(p, bank, prompts, analyst) for p in pairs)
+
+        plan_accuracy = self.cfg.accept == "plan_accuracy"
+        return _FineTuneInputs(
+            start=self._start_weights(tuner), pairs=len(train), held_out=len(heldout),
+            train_text=texts(train) if self.cfg.loss == "nll" else (),
+            heldout_text=texts(heldout) if self.cfg.loss == "nll" else (),
+            train_choices=choices(train) if plan_accuracy or self.cfg.loss == "choice" else (),
+            heldout_choices=choices(heldout) if plan_accuracy or self.cfg.loss == "choice" else (),
+            # plan_accuracy also judges by the top plans of the states whose labels are still held back.
+            unlabelled=choices([TrainingPair(q, q.options[0]) for q in self._held if q.options])
+            if plan_accuracy else ())
+
+    def _fine_tune(self, tuner: Any, inputs: _FineTuneInputs) -> str:
+        tuner.load(inputs.start)
         by_choice = self.cfg.loss == "choice"
         if by_choice:
-            train_ex, heldout_ex = choices(train), choices(heldout)
+            train_ex = tuner.encode_choices(inputs.train_choices)
+            heldout_ex = tuner.encode_choices(inputs.heldout_choices)
         else:
-            train_ex = tuner.encode([pair_text(p, bank, prompts, analyst) for p in train])
-            heldout_ex = tuner.encode([pair_text(p, bank, prompts, analyst) for p in heldout])
+            train_ex, heldout_ex = tuner.encode(inputs.train_text), tuner.encode(inputs.heldout_text)
         # plan_accuracy judges by every labelled state, the held-out pairs first (loss=choice: already encoded),
         # and by the top plans of the states whose labels are still held back.
         held_choices, labelled, unlabelled, tops_before = [], [], [], []
         if self.cfg.accept == "plan_accuracy":
-            held_choices = heldout_ex if by_choice else choices(heldout)
-            labelled = held_choices + (train_ex if by_choice else choices(train))
-            unlabelled = choices([TrainingPair(q, q.options[0]) for q in self._held if q.options])
+            held_choices = heldout_ex if by_choice else tuner.encode_choices(inputs.heldout_choices)
+            labelled = held_choices + (train_ex if by_choice else tuner.encode_choices(inputs.train_choices))
+            unlabelled = tuner.encode_choices(inputs.unlabelled)
             tops_before = tuner.top_choices(unlabelled)
         before = tuner.loss(heldout_ex)
         choices_before = tuner.plan_choices(labelled)
@@ -252,10 +300,10 @@ class AdapterTrainer:
         if why_not:
             return self._count("rejected", why_not, logging.INFO)
         version = write_version(self.run_dir, tuner.save, base_model=self.base_model, base_hash=tuner.base_hash,
-                                heldout_loss=after, pairs_used=len(train), role=self.cfg.role)
+                                heldout_loss=after, pairs_used=inputs.pairs, role=self.cfg.role)
         self._latest = version
         log.info("adapter v%d: held-out loss %.4f -> %.4f (train loss %.4f, %d pairs, %d held out)",
-                 version.version, before, after, train_loss, len(train), len(heldout))
+                 version.version, before, after, train_loss, inputs.pairs, inputs.held_out)
         return self._count("accepted")
 
     def _load_counters(self) -> None:

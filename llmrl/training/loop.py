@@ -107,7 +107,8 @@ class AdapterMonitor:
     """The adapter trainer's counters for the metrics row (the trainer keeps them across its restarts; its
     restarts are counted with the other actors', ``training.restarts``)."""
 
-    COUNTERS = ("attempts", "accepted", "rejected", "diverged", "out_of_memory", "failed", "no_pairs", "train_s")
+    COUNTERS = ("attempts", "accepted", "rejected", "diverged", "out_of_memory", "failed", "no_pairs", "unchanged",
+                "train_s")
 
     def __init__(self, handle: Any):
         self.handle = handle
@@ -400,7 +401,8 @@ def build_summary(cfg: Config, state: LoopState, row: dict[str, Any], checkpoint
     if cfg.adapter.enabled:
         for key in ("adapter_version", "teacher_adapter_version", "adapter_attempts", "adapter_accepted",
                     "adapter_rejected", "adapter_diverged", "adapter_out_of_memory", "adapter_failed",
-                    "adapter_no_pairs", "adapter_pairs", "teacher_adapter_loads", "teacher_adapter_load_failures"):
+                    "adapter_no_pairs", "adapter_unchanged", "adapter_pairs", "teacher_adapter_loads",
+                    "teacher_adapter_load_failures"):
             summary[key] = row.get(key, 0)
         if cfg.adapter.role == "analyst":
             summary.update({f"teacher_{k}": row.get(f"teacher_{k}", 0) for k in TeacherMonitor.ANALYST})

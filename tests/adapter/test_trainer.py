@@ -109,7 +109,11 @@ def test_plan_accuracy_rejects_a_fine_tune_that_moves_a_state_whose_label_is_sti
         "the top plan changed in 1 of 3 states whose labels are held (adapter.min_label_votes)")
     assert _unlabelled_verdict([0, 2], [0, 2]) == "" and _unlabelled_verdict([], []) == ""
     monkeypatch.setattr(LoraFineTuner, "top_choices", lambda self, examples: [0] * len(examples))
+    assert trainer.train_now() == "unchanged"  # the inputs of the rejected fine-tune: not run again
+    fb.record([won[6]])  # a held state comes of age: new inputs
+    assert trainer.poll_once() == 1 and len(trainer._held) == 2
     assert trainer.train_now() == "accepted"  # the held states kept their plans
+    assert (trainer.stats().attempts, trainer.stats().unchanged) == (2, 1)
 
 
 def test_a_fine_tune_that_does_not_improve_is_rejected(tmp_path, tiny_lm_dir):
@@ -118,6 +122,11 @@ def test_a_fine_tune_that_does_not_improve_is_rejected(tmp_path, tiny_lm_dir):
     trainer.poll_once()
     assert trainer.train_now() == "rejected"  # a learning rate of 1e-12 cannot lower the loss
     assert latest_adapter(tmp_path) is None and trainer.stats().rejected == 1
+    # The same pairs, prompts and start weights again: counted, not fine-tuned a second time.
+    assert trainer.train_now() == "unchanged" and trainer.stats().attempts == 1
+    trainer._feedback.record([episode(True, outcome(DOOR_STATE, OPTIONS[2], 2))])  # a new pair: new inputs
+    assert trainer.poll_once() == 1 and trainer.train_now() == "rejected"
+    assert (trainer.stats().attempts, trainer.stats().rejected, trainer.stats().unchanged) == (2, 2, 1)
 
 
 def test_too_few_pairs_is_counted_not_trained(tmp_path, tiny_lm_dir):
