@@ -64,7 +64,7 @@ class _FineTuneInputs:
     start: str | None  # the adapter version to start from (None: a fresh adapter)
     pairs: int  # training pairs
     held_out: int  # held-out pairs
-    train_text: tuple = ()  # (prompt, continuation) per pair, for adapter.loss=text
+    train_text: tuple = ()  # (prompt, continuation) per pair, for adapter.loss=nll
     heldout_text: tuple = ()
     train_choices: tuple = ()  # (prompt, continuations, label) per pair, for loss=choice and accept=plan_accuracy
     heldout_choices: tuple = ()
@@ -257,14 +257,12 @@ class AdapterTrainer:
         def texts(pairs: list) -> tuple:
             return tuple(pair_text(p, bank, prompts, analyst) for p in pairs)
 
-        plan_accuracy = self.cfg.accept == "plan_accuracy"
+        plan_accuracy, by_text = self.cfg.accept == "plan_accuracy", self.cfg.loss == "nll"
+        by_choice = plan_accuracy or not by_text  # plan_accuracy judges by the choices whatever the loss
         return _FineTuneInputs(
             start=self._start_weights(tuner), pairs=len(train), held_out=len(heldout),
-            train_text=texts(train) if self.cfg.loss == "nll" else (),
-            heldout_text=texts(heldout) if self.cfg.loss == "nll" else (),
-            train_choices=choices(train) if plan_accuracy or self.cfg.loss == "choice" else (),
-            heldout_choices=choices(heldout) if plan_accuracy or self.cfg.loss == "choice" else (),
-            # plan_accuracy also judges by the top plans of the states whose labels are still held back.
+            train_text=texts(train) if by_text else (), heldout_text=texts(heldout) if by_text else (),
+            train_choices=choices(train) if by_choice else (), heldout_choices=choices(heldout) if by_choice else (),
             unlabelled=choices([TrainingPair(q, q.options[0]) for q in self._held if q.options])
             if plan_accuracy else ())
 
