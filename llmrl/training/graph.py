@@ -27,6 +27,7 @@ from typing import Any
 
 from llmrl.config import (Config, ConfigError, TeacherConfig, adapter_base_model, analyst_config,
                           teacher_chat_template)
+from llmrl.training.stopping import own_process_group
 
 logger = logging.getLogger(__name__)
 
@@ -106,15 +107,18 @@ def init_ray(cfg: Config) -> bool:
     if cfg.resources.address:
         ray.init(address=cfg.resources.address, namespace=NAMESPACE, log_to_driver=True)
         return True
-    ray.init(
-        num_cpus=cfg.resources.num_cpus,
-        num_gpus=cfg.resources.num_gpus,
-        object_store_memory=cfg.resources.object_store_mb * 1024 * 1024,
-        include_dashboard=False,
-        namespace=NAMESPACE,
-        log_to_driver=True,
-        logging_level=logging.WARNING,
-    )
+    # The local GCS and raylet in their own process group: a signal to the driver's group must reach only the
+    # driver, which stops gracefully, not the Ray it needs to write its final checkpoint.
+    with own_process_group():
+        ray.init(
+            num_cpus=cfg.resources.num_cpus,
+            num_gpus=cfg.resources.num_gpus,
+            object_store_memory=cfg.resources.object_store_mb * 1024 * 1024,
+            include_dashboard=False,
+            namespace=NAMESPACE,
+            log_to_driver=True,
+            logging_level=logging.WARNING,
+        )
     return True
 
 

@@ -11,16 +11,21 @@ replaces both handlers for the duration of a run:
 * a second signal quits at once (exit status 128 + signal number, the shell's convention), for a user who
   does not want to wait for the iteration to end.
 
+``own_process_group`` keeps the local Ray out of the driver's process group, so that a signal to the group
+(GNU ``timeout``) stops the driver gracefully rather than killing the Ray it needs for that last checkpoint.
+
 Handlers can only be installed from the main thread; elsewhere (a test calling ``train`` from a thread) the
 process's handlers are left alone and ``requested`` stays False.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
 import threading
+from collections.abc import Iterator
 from types import FrameType
 from typing import Any
 
@@ -72,3 +77,37 @@ class GracefulStop:
             os.write(sys.stderr.fileno(), (line + "\n").encode())
         except (OSError, ValueError):  # a closed stderr must not turn a stop into a crash
             pass
+
+
+@contextlib.contextmanager
+def own_process_group() -> Iterator[None]:
+    """Run the body in a new process group, then move this process back to the one it came from.
+
+    Children started inside (``ray.init``'s GCS and raylet, and the workers the raylet later starts) stay in the
+    new group. Why: GNU ``timeout``, ``kill -TERM -- -PGID`` and some schedulers signal the driver's whole
+    process group; the GCS and raylet exit on SIGTERM, and within seconds the driver loses its actors and Ray
+    terminates it, before ``GracefulStop`` can write the final checkpoint. Moving back keeps the driver in the
+    terminal's foreground group, so Ctrl-C still reaches it (Ray's own processes block SIGINT anyway), and Ray's
+    kernel fate-sharing still ends them if the driver dies.
+
+    A new group takes the pid of the process that makes it, so a driver that already leads its group (a job
+    started from an interactive shell, ``setsid``) has no other group to make, and a platform without
+    ``setpgid`` has none at all: there the body runs unchanged, and a stop signal should go to the driver's pid.
+    """
+    if not hasattr(os, "setpgid") or os.getpgrp() == os.getpid():
+        yield
+        return
+    home = os.getpgrp()
+    try:
+        os.setpgid(0, 0)
+    except OSError:  # not allowed here (a sandbox's seccomp filter, say): leave the group as it is
+        yield
+        return
+    try:
+        yield
+    finally:
+        try:
+            os.setpgid(0, home)
+        except OSError as exc:  # the old group is gone: stay where we are, and say why Ctrl-C may not reach us
+            GracefulStop._say(f"llmrl: could not return to process group {home} ({exc}); "
+                              f"Ctrl-C may not reach this run, use SIGTERM")

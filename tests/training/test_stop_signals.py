@@ -1,7 +1,8 @@
 """SIGINT (Ctrl-C) and SIGTERM end a real ``llmrl train`` subprocess cleanly, and the run resumes from there.
 
 A terminal's Ctrl-C signals the whole foreground process group (the driver and every Ray process it started),
-so the SIGINT case signals the group; a scheduler's SIGTERM usually goes to the driver alone.
+so the SIGINT case signals the group. A scheduler's SIGTERM usually goes to the driver alone; GNU ``timeout``
+signals the driver's whole group, which must not take the local GCS and raylet with it.
 """
 
 from __future__ import annotations
@@ -31,9 +32,9 @@ TINY = ["ppo.train_batch_size=512", "ppo.minibatch_size=128", "ppo.num_epochs=1"
 BUDGET = 200_000  # far more than the test lets it run: only the signal ends it
 
 
-def start_run(out: Path) -> subprocess.Popen:
+def start_run(out: Path, wrapper: tuple[str, ...] = ()) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "llmrl.cli", "train", str(CONFIG), *TINY, f"run.out_dir={out}", "run.name=run",
+        [*wrapper, sys.executable, "-m", "llmrl.cli", "train", str(CONFIG), *TINY, f"run.out_dir={out}", "run.name=run",
          f"run.max_env_steps={BUDGET}", "--quiet"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
     )
@@ -49,6 +50,19 @@ def wait_for_rows(run_dir: Path, proc: subprocess.Popen, n: int = 1, limit_s: fl
             raise AssertionError(f"training exited early ({proc.returncode}): {proc.stderr.read()[-2000:]}")
         time.sleep(0.2)
     raise AssertionError("training wrote no metrics row in time")
+
+
+def process_group(pgid: int) -> set[int]:
+    """The pids in a process group, from /proc (field 5 of stat; the command name before it may hold spaces)."""
+    members = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the process exited while we looked
+            continue
+        if int(fields[2]) == pgid:
+            members.add(int(stat.parent.name))
+    return members
 
 
 def rows(run_dir: Path) -> list[dict]:
@@ -86,6 +100,28 @@ def test_signal_stops_with_checkpoint_and_summary(tmp_path, sig, to_group, resum
     assert [r["iteration"] for r in after] == list(range(1, len(after) + 1))
     n = summary["iterations"]
     assert after[n]["distill_coef"] == pytest.approx(distill_coef(n, cfg.distill))  # lambda continued
+
+
+def test_sigterm_through_timeout_reaches_the_driver_not_ray(tmp_path):
+    """GNU ``timeout`` leads the group and, on expiry or on its own SIGTERM, signals the driver and then the whole
+    group. Ray's GCS and raylet exit on SIGTERM, and a driver that has lost them is terminated by Ray before its
+    final checkpoint; so they must live in a group of their own."""
+    proc = start_run(tmp_path, wrapper=("timeout", "-s", "TERM", "900"))
+    run_dir = tmp_path / "run"
+    try:
+        wait_for_rows(run_dir, proc)
+        group = process_group(proc.pid)
+        # Checked directly, because the outcome alone is a race: a short iteration can end before the GCS is gone.
+        assert len(group - {proc.pid}) == 1, f"Ray's processes share the driver's group: {sorted(group)}"
+        proc.send_signal(signal.SIGTERM)  # timeout forwards it exactly as on expiry
+        _, err = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:  # a failed check must not leave a training run behind
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 128 + signal.SIGTERM, err[-2000:]
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["stopped_by"] == "SIGTERM" and summary["iterations"] == len(rows(run_dir))
+    assert Path(summary["checkpoint"], "llmrl_state.json").is_file()
 
 
 def test_second_sigint_quits_at_once(tmp_path):
