@@ -25,7 +25,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from llmrl.bench.runs import load_average, machine, markdown_table, today, train_run
+from llmrl.bench.runs import load_average, machine, markdown_table, today, train_or_reuse
 from llmrl.bench.teacher_quality import LocalAdvice, local_source
 from llmrl.config import Config, load_config
 from llmrl.messages import Advice, PromptBankSnapshot, TeacherQuery
@@ -123,6 +123,95 @@ def write_plot(curves: dict[str, list[dict]], path: Path) -> None:
     plt.close(fig)
 
 
+CURVE_FILE = "teacher_curve.json"  # in a run's folder: its measured teachers, read back by --reuse
+
+
+def measured_run(config: str, arm: str, seed: int, args: argparse.Namespace, out: Path
+                 ) -> tuple[dict[str, Any], list[dict]]:
+    """Train one arm-seed (or, with ``--reuse``, read back a finished one) and measure the teacher at each of its
+    checkpoints; returns (its row of results, its teacher curve)."""
+    overrides = [*args.overrides, *ARMS[arm], f"run.seed={seed}", f"run.max_env_steps={args.steps}",
+                 f"run.checkpoint_every={args.checkpoint_every}"]
+    cfg = load_config(config, overrides)
+    name = f"{cfg.env.name}-{arm}-s{seed}"
+    summary, rows = train_or_reuse(config, overrides, out, name, args.reuse)
+    run_dir = Path(summary["run_dir"])
+    cached = run_dir / CURVE_FILE
+    cache_key = {"teacher_episodes": args.teacher_episodes}
+    if args.reuse and cached.is_file() and json.loads(cached.read_text())["key"] == cache_key:
+        points = json.loads(cached.read_text())["points"]
+    else:
+        points = [teacher_at_checkpoint(c, args.teacher_episodes)
+                  for c in sorted((run_dir / "checkpoints").glob("iter_*"))]
+        cached.write_text(json.dumps({"key": cache_key, "points": points}, indent=1, default=float))
+    evals = [r["eval_success"] for r in rows if r["eval_success"] == r["eval_success"]]
+    row = {"env": cfg.env.name, "arm": arm, "seed": seed,
+           "steps_to_success": summary["steps_to_success"],
+           "final_eval_success": sum(evals[-3:]) / len(evals[-3:]) if evals else None,
+           "teacher_success_first": points[0]["teacher_success"] if points else None,
+           "teacher_success_last": points[-1]["teacher_success"] if points else None,
+           "teacher_success_best": max(p["teacher_success"] for p in points) if points else None,
+           "top1_accuracy_last": points[-1]["top1_accuracy"] if points else None,
+           "adapter_version": summary.get("adapter_version", 0)}
+    return row, points
+
+
+def over_seeds(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per (env, arm): how many seeds reached the threshold and their mean steps, the mean final success, and the
+    mean change of the teacher's own success within a run (last and best checkpoint against the first)."""
+    def mean(xs: list[float]) -> float | None:
+        return sum(xs) / len(xs) if xs else None
+
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for r in results:
+        groups.setdefault((r["env"], r["arm"]), []).append(r)
+    table = []
+    for (env, arm), rs in groups.items():
+        reached = [r["steps_to_success"] for r in rs if r["steps_to_success"] is not None]
+        measured = [r for r in rs if r["teacher_success_first"] is not None]
+        table.append({"env": env, "arm": arm, "seeds": len(rs), "reached": len(reached),
+                      "mean_steps_to_success": mean(reached),
+                      "mean_final_eval_success": mean([r["final_eval_success"] for r in rs
+                                                       if r["final_eval_success"] is not None]),
+                      "mean_teacher_gain_last": mean([r["teacher_success_last"] - r["teacher_success_first"]
+                                                      for r in measured]),
+                      "mean_teacher_gain_best": mean([r["teacher_success_best"] - r["teacher_success_first"]
+                                                      for r in measured])})
+    return table
+
+
+def write_report(out: Path, args: argparse.Namespace, configs: list[str], seeds: list[int],
+                 results: list[dict[str, Any]], curves: dict[str, list[dict]]) -> str:
+    """results.json, table.md and the plot for the runs so far: written after every run, so that a comparison
+    stopped part-way (hours on 2 cores) keeps what it measured, and ``--reuse`` goes on from there."""
+    per_run = markdown_table(
+        ["env", "arm", "seed", "steps to success", "final eval success", "teacher success first -> last (best)",
+         "plan accuracy last", "adapter v"],
+        [[r["env"], r["arm"], r["seed"], r["steps_to_success"], r["final_eval_success"],
+          f"{r['teacher_success_first']} -> {r['teacher_success_last']} ({r['teacher_success_best']})",
+          r["top1_accuracy_last"], r["adapter_version"]] for r in results])
+    summary = over_seeds(results)
+    by_arm = markdown_table(
+        ["env", "arm", "seeds reaching threshold", "mean steps to success (those)", "mean final eval success",
+         "mean teacher gain, last (best)"],
+        [[g["env"], g["arm"], f"{g['reached']}/{g['seeds']}", g["mean_steps_to_success"],
+          g["mean_final_eval_success"], f"{fmt(g['mean_teacher_gain_last'])} ({fmt(g['mean_teacher_gain_best'])})"]
+         for g in summary])
+    write_plot(curves, out / "teacher_vs_steps.png")
+    report = {"date": today(), "machine": machine(), "load_average_after": load_average(), "configs": configs,
+              "seeds": seeds, "steps": args.steps, "checkpoint_every": args.checkpoint_every,
+              "teacher_episodes": args.teacher_episodes, "overrides": args.overrides, "results": results,
+              "over_seeds": summary, "curves": curves}
+    (out / "results.json").write_text(json.dumps(report, indent=2, default=float))
+    tables = per_run + "\n\n" + by_arm + "\n"
+    (out / "table.md").write_text(tables)
+    return tables
+
+
+def fmt(x: float | None) -> str:
+    return "-" if x is None else f"{x:+.3f}"
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="llmrl bench teacher-learns")
     p.add_argument("--configs", required=True, help="LM-teacher configs, one per environment, comma-separated")
@@ -132,43 +221,27 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--teacher-episodes", type=int, default=50)
     p.add_argument("--arms", default=",".join(ARMS), help="subset to run, comma-separated")
     p.add_argument("--out", default="runs/bench-teacher-learns")
+    p.add_argument("--reuse", action="store_true",
+                   help="read back runs already finished in --out (and their measured teachers) instead of "
+                        "training them again: a stopped comparison goes on where it stopped")
     p.add_argument("overrides", nargs="*")
     args = p.parse_args(argv)
+    unknown = [arm for arm in args.arms.split(",") if arm not in ARMS]
+    if unknown:
+        p.error(f"unknown arm(s) {', '.join(unknown)}; choose from {', '.join(ARMS)}")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     results: list[dict[str, Any]] = []
     curves: dict[str, list[dict]] = {}
     configs, seeds = args.configs.split(","), [int(x) for x in args.seeds.split(",")]
+    tables = ""
     for config in configs:
         for seed in seeds:
             for arm in args.arms.split(","):
-                overrides = [*args.overrides, *ARMS[arm], f"run.seed={seed}", f"run.max_env_steps={args.steps}",
-                             f"run.checkpoint_every={args.checkpoint_every}"]
-                cfg = load_config(config, overrides)
-                name = f"{cfg.env.name}-{arm}-s{seed}"
-                summary, rows = train_run(config, overrides, out, name)
-                checkpoints = sorted((Path(summary["run_dir"]) / "checkpoints").glob("iter_*"))
-                points = [teacher_at_checkpoint(c, args.teacher_episodes) for c in checkpoints]
-                curves[name] = points
-                evals = [r["eval_success"] for r in rows if r["eval_success"] == r["eval_success"]]
-                results.append({"env": cfg.env.name, "arm": arm, "seed": seed,
-                                "steps_to_success": summary["steps_to_success"],
-                                "final_eval_success": sum(evals[-3:]) / len(evals[-3:]) if evals else None,
-                                "teacher_success_first": points[0]["teacher_success"] if points else None,
-                                "teacher_success_last": points[-1]["teacher_success"] if points else None,
-                                "top1_accuracy_last": points[-1]["top1_accuracy"] if points else None,
-                                "adapter_version": summary.get("adapter_version", 0)})
-    table = markdown_table(
-        ["env", "arm", "seed", "steps to success", "final eval success", "teacher success first -> last",
-         "plan accuracy last", "adapter v"],
-        [[r["env"], r["arm"], r["seed"], r["steps_to_success"], r["final_eval_success"],
-          f"{r['teacher_success_first']} -> {r['teacher_success_last']}", r["top1_accuracy_last"],
-          r["adapter_version"]] for r in results])
-    write_plot(curves, out / "teacher_vs_steps.png")
-    report = {"date": today(), "machine": machine(), "load_average_after": load_average(), "configs": configs,
-              "seeds": seeds, "steps": args.steps, "results": results, "curves": curves}
-    (out / "results.json").write_text(json.dumps(report, indent=2, default=float))
-    (out / "table.md").write_text(table + "\n")
-    print(table)
+                row, points = measured_run(config, arm, seed, args, out)
+                results.append(row)
+                curves[f"{row['env']}-{arm}-s{seed}"] = points
+                tables = write_report(out, args, configs, seeds, results, curves)
+    print(tables)
     print(f"plot: {out / 'teacher_vs_steps.png'}")
     return 0

@@ -34,6 +34,38 @@ def test_the_adapter_arm_on_a_tiny_budget(tmp_path, tiny_lm_dir):
             assert 0.0 <= p["teacher_success"] <= 1.0 and p["states"] > 0 and 0.0 <= p["top1_accuracy"] <= 1.0
     assert report["curves"]["SimpleDoorKey-adapter-s0"][-1]["bank_version"] >= 1  # the bank went on
     assert (tmp_path / "teacher_vs_steps.png").stat().st_size > 0 and (tmp_path / "table.md").is_file()
+    assert [(g["arm"], g["seeds"]) for g in report["over_seeds"]] == [("adapter", 1)]
+    # --reuse reads the finished run and its measured teachers back: nothing trained or measured again.
+    run_dir = tmp_path / "SimpleDoorKey-adapter-s0"
+    stamps = {f: f.stat().st_mtime_ns for f in (run_dir / "metrics.jsonl", run_dir / "teacher_curve.json")}
+    assert main(["--configs", str(CONFIG), "--seeds", "0", "--steps", "1024", "--checkpoint-every", "1",
+                 "--teacher-episodes", "1", "--arms", "adapter", "--out", str(tmp_path), "--reuse", *overrides]) == 0
+    again = json.loads((tmp_path / "results.json").read_text())
+    assert again["results"] == report["results"] and again["curves"] == report["curves"]
+    assert {f: f.stat().st_mtime_ns for f in stamps} == stamps
+
+
+def test_over_seeds_averages_per_env_and_arm():
+    from llmrl.bench.teacher_learns import over_seeds
+
+    def run(arm, seed, steps, final, first, last, best):
+        return {"env": "E", "arm": arm, "seed": seed, "steps_to_success": steps, "final_eval_success": final,
+                "teacher_success_first": first, "teacher_success_last": last, "teacher_success_best": best}
+
+    table = over_seeds([run("a", 0, 100, 0.9, 0.7, 0.9, 0.95), run("a", 1, None, 0.5, 0.8, 0.8, 0.8),
+                        run("b", 0, 300, 1.0, 0.5, 0.4, 0.5)])
+    assert [(g["arm"], g["seeds"], g["reached"]) for g in table] == [("a", 2, 1), ("b", 1, 1)]
+    a = table[0]
+    # Steps averaged over the seeds that reached the threshold only; the count says how many did.
+    assert a["mean_steps_to_success"] == 100 and a["mean_final_eval_success"] == pytest.approx(0.7)
+    assert a["mean_teacher_gain_last"] == pytest.approx(0.1) and a["mean_teacher_gain_best"] == pytest.approx(0.125)
+    assert table[1]["mean_teacher_gain_last"] == pytest.approx(-0.1)
+
+
+def test_an_unknown_arm_is_one_line_naming_the_choices(capsys):
+    with pytest.raises(SystemExit):
+        main(["--configs", str(CONFIG), "--arms", "frozen,adaptr"])
+    assert "unknown arm(s) adaptr; choose from frozen, bank" in capsys.readouterr().err
 
 
 def test_the_arms_are_the_issues_four_and_hindsight():
