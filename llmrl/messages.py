@@ -239,3 +239,9 @@ class AdapterTrainerStats:
     pairs: int = 0  # distinct pairs held
     heldout_loss: float = float("nan")  # of the latest accepted version
     train_s: float = 0.0  # seconds spent fine-tuning
+
+
+# The outcome counters above, by name: the trainer keeps them (and saves them across its restarts) and the
+# driver's metrics row reports them, from this one list.
+ADAPTER_TRAINER_COUNTERS = ("attempts", "accepted", "rejected", "diverged", "out_of_memory", "failed", "no_pairs",
+                            "unchanged")

@@ -44,14 +44,13 @@ from llmrl.adapter.data import pair_choices, pair_text, split_pairs
 from llmrl.adapter.versions import ADAPTERS_DIR, latest_adapter, write_json_atomic, write_version
 from llmrl.config import AdapterConfig
 from llmrl.feedback.pairs import PairLog
-from llmrl.messages import (AdapterTrainerStats, AdapterVersion, PairBatch, PromptBankSnapshot, TeacherQuery,
-                            TrainingPair)
+from llmrl.messages import (ADAPTER_TRAINER_COUNTERS, AdapterTrainerStats, AdapterVersion, PairBatch,
+                            PromptBankSnapshot, TeacherQuery, TrainingPair)
 
 log = logging.getLogger(__name__)
 
 _CALL_TIMEOUT_S = 30.0  # a feedback call slower than this is skipped until the next poll
 COUNTERS_FILE = "trainer_counters.json"  # in <run>/adapters/: the counters survive a restart of the trainer
-_COUNTERS = ("attempts", "accepted", "rejected", "diverged", "out_of_memory", "failed", "no_pairs", "unchanged")
 
 
 @dataclass(frozen=True)
@@ -107,7 +106,7 @@ class AdapterTrainer:
         self._rejected_digest = ""  # of the inputs of the last fine-tune, when it was rejected
         self._latest: AdapterVersion | None = latest_adapter(self.run_dir)
         self._instance_id = uuid.uuid4().hex[:12]  # a new one per Ray restart: the loop counts restarts by it
-        self._counts = dict.fromkeys(_COUNTERS, 0)
+        self._counts = dict.fromkeys(ADAPTER_TRAINER_COUNTERS, 0)
         self._train_s = 0.0
         self._load_counters()
         self._lock = threading.Lock()  # one fine-tune at a time (the loop and train_now)
@@ -308,7 +307,7 @@ class AdapterTrainer:
         path = self.run_dir / ADAPTERS_DIR / COUNTERS_FILE
         try:
             saved = json.loads(path.read_text())
-            self._counts.update({k: int(saved[k]) for k in _COUNTERS if k in saved})
+            self._counts.update({k: int(saved[k]) for k in ADAPTER_TRAINER_COUNTERS if k in saved})
             self._train_s = float(saved.get("train_s", 0.0))
         except (OSError, ValueError, TypeError):
             pass  # a first start (or an unreadable file: the counters restart at zero)

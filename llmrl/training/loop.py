@@ -20,6 +20,7 @@ import yaml
 
 from llmrl.config import Config
 from llmrl.envs.registry import family_spec
+from llmrl.messages import ADAPTER_TRAINER_COUNTERS
 from llmrl.training.checkpoint import load_checkpoint, save_checkpoint
 from llmrl.training.metrics import MetricsWriter
 from llmrl.training.restarts import RestartCounter
@@ -107,8 +108,7 @@ class AdapterMonitor:
     """The adapter trainer's counters for the metrics row (the trainer keeps them across its restarts; its
     restarts are counted with the other actors', ``training.restarts``)."""
 
-    COUNTERS = ("attempts", "accepted", "rejected", "diverged", "out_of_memory", "failed", "no_pairs", "unchanged",
-                "train_s")
+    COUNTERS = (*ADAPTER_TRAINER_COUNTERS, "train_s")
 
     def __init__(self, handle: Any):
         self.handle = handle

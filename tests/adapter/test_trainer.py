@@ -259,3 +259,14 @@ def test_the_trainer_renders_pairs_through_the_teachers_chat_template(tmp_path, 
     (advice,) = asyncio.run(HFBackend(HFConfig(model=str(chat_dir), chat_template="on")).advise([query], bank))
     examples = tuner.encode_choices([pair_choices(pair, bank, trainer._prompts)])
     assert tuner.loss(examples) == pytest.approx(-math.log(advice.probs[label]), rel=1e-4)
+
+
+def test_every_counter_is_a_stats_field_and_a_metrics_column():
+    import dataclasses
+
+    from llmrl.messages import ADAPTER_TRAINER_COUNTERS, AdapterTrainerStats
+    from llmrl.training.loop import AdapterMonitor
+
+    fields = {f.name: f.type for f in dataclasses.fields(AdapterTrainerStats)}
+    assert all(fields[k] in (int, "int") for k in ADAPTER_TRAINER_COUNTERS)
+    assert set(ADAPTER_TRAINER_COUNTERS) < set(AdapterMonitor.COUNTERS)
