@@ -142,7 +142,10 @@ class HFBackend:
         self._pad_id = pad_id_of(self._tok)
         self._eos_id = self._tok.eos_token_id
         # logits_to_keep skips the vocabulary projection (and its memory) for every prompt position.
-        self._has_logits_to_keep = "logits_to_keep" in inspect.signature(self._model.forward).parameters
+        forward_args = inspect.signature(self._model.forward).parameters
+        self._has_logits_to_keep = "logits_to_keep" in forward_args
+        # transformers 5.x renamed past_key_values to cache (the old name warns, and goes in 5.40); 4.x has only it.
+        self._cache_arg = "cache" if "cache" in forward_args else "past_key_values"
         # Packed scoring (all options of a prompt in one row) needs a custom 4D attention mask, which the eager
         # and SDPA attention implementations honour and e.g. flash-attention ones ignore; others, and models
         # whose cache cannot be copied per row, score full sequences instead.
@@ -278,7 +281,7 @@ class HFBackend:
         if self._prefix_kv is None or self._prefix_kv[0] != key:
             ids = torch.tensor([prefix], dtype=torch.long, device=self._device)
             out = self._model(input_ids=ids, use_cache=True, logits_to_keep=1)
-            self._prefix_kv = (key, out.past_key_values)
+            self._prefix_kv = (key, getattr(out, self._cache_arg))
             self._stats["prefix_tokens_saved"] += len(prefix) * (rows - 1)
         else:
             self._stats["prefix_reuses"] += 1
@@ -337,8 +340,8 @@ class HFBackend:
         with torch.inference_mode():  # grad mode is per thread: set it in the worker thread itself
             past = self._prefix_cache(prefix, n_rows) if plen else None
             logits = self._model(input_ids=ids.to(dev), attention_mask=mask[:, None].to(dev),
-                                 position_ids=pos.to(dev), past_key_values=past, use_cache=plen > 0,
-                                 logits_to_keep=keep).logits
+                                 position_ids=pos.to(dev), use_cache=plen > 0, logits_to_keep=keep,
+                                 **{self._cache_arg: past}).logits
             sums = torch.zeros(pair, dtype=torch.float32, device=dev)
             if pick_col:
                 cols = torch.tensor(pick_col) - (width - keep)
