@@ -225,13 +225,14 @@ class AdapterTrainer:
         tuner = self._ensure_tuner()
         if tuner is None:
             return self._count("failed", f"no base model ({self._tuner_error})")
-        t0 = time.perf_counter()
+        t0: float | None = None  # train_s counts attempts, not the rendering that finds a trigger unchanged
         try:
             inputs = self._inputs(tuner, train, heldout)
             if inputs.digest == self._rejected_digest:
                 return self._count("unchanged", "the same pairs, prompts and start weights as the last "
                                    "rejected fine-tune", logging.DEBUG)
             self._counts["attempts"] += 1
+            t0 = time.perf_counter()
             outcome = self._fine_tune(tuner, inputs)
             self._rejected_digest = inputs.digest if outcome == "rejected" else ""
             return outcome
@@ -242,7 +243,8 @@ class AdapterTrainer:
                     else "out_of_memory" if is_out_of_memory(exc) else "failed")
             return self._count(kind, " ".join(str(exc).split()) or type(exc).__name__)
         finally:
-            self._train_s += time.perf_counter() - t0
+            if t0 is not None:
+                self._train_s += time.perf_counter() - t0
             self._save_counters()
 
     def _inputs(self, tuner: Any, train: list, heldout: list) -> _FineTuneInputs:

@@ -122,8 +122,11 @@ def test_a_fine_tune_that_does_not_improve_is_rejected(tmp_path, tiny_lm_dir):
     trainer.poll_once()
     assert trainer.train_now() == "rejected"  # a learning rate of 1e-12 cannot lower the loss
     assert latest_adapter(tmp_path) is None and trainer.stats().rejected == 1
-    # The same pairs, prompts and start weights again: counted, not fine-tuned a second time.
+    # The same pairs, prompts and start weights again: counted, not fine-tuned a second time, and its
+    # comparison is not fine-tuning time.
+    spent = trainer.stats().train_s
     assert trainer.train_now() == "unchanged" and trainer.stats().attempts == 1
+    assert trainer.stats().train_s == spent > 0
     trainer._feedback.record([episode(True, outcome(DOOR_STATE, OPTIONS[2], 2))])  # a new pair: new inputs
     assert trainer.poll_once() == 1 and trainer.train_now() == "rejected"
     assert (trainer.stats().attempts, trainer.stats().rejected, trainer.stats().unchanged) == (2, 2, 1)
