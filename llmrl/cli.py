@@ -26,6 +26,7 @@ import sys
 from pathlib import Path
 
 from llmrl.config import ConfigError, load_config
+from llmrl.training.stopping import stopped_exit_code
 
 BENCHMARKS = {
     "overhead": "llmrl.bench.overhead",
@@ -91,12 +92,6 @@ def _models(args: argparse.Namespace) -> int:
     for spec, folder in models.list_models():
         print(f"{spec.name:16} {'cached in ' + str(folder) if folder else 'not cached':60} {spec.about}")
     return 0
-
-
-def stopped_exit_code(signal_name: str | None) -> int:
-    import signal
-
-    return 0 if signal_name is None else 128 + int(signal.Signals[signal_name])
 
 
 def main(argv: list[str] | None = None) -> int:

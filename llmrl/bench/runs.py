@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import platform
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -25,11 +26,20 @@ def load_average() -> str:
 
 
 def train_run(config: str, overrides: list[str], out_dir: Path, name: str) -> tuple[dict[str, Any], list[dict]]:
-    """Train once (own local Ray) and return (summary, metrics rows)."""
+    """Train once (own local Ray) and return (summary, metrics rows).
+
+    A run stopped by SIGINT/SIGTERM (``timeout``, Ctrl-C) has written its final checkpoint; the benchmark then
+    stops too, with the shell's 128 + signal number, rather than start its next run as if this one had
+    finished. Its ``--reuse``/``--resume`` continues from that checkpoint."""
     from llmrl.training.loop import train
+    from llmrl.training.stopping import stopped_exit_code
 
     cfg = load_config(config, [*overrides, f"run.out_dir={out_dir}", f"run.name={name}"])
     summary = train(cfg, stream=None)
+    if summary.get("stopped_by"):
+        print(f"llmrl: run {name} stopped by {summary['stopped_by']} at {summary['env_steps']} env steps, its "
+              f"checkpoint kept ({summary['checkpoint']}); not starting the next run", file=sys.stderr, flush=True)
+        raise SystemExit(stopped_exit_code(summary["stopped_by"]))
     rows = [json.loads(x) for x in (Path(summary["run_dir"]) / "metrics.jsonl").read_text().splitlines()]
     return summary, last_per_iteration(rows)
 
@@ -55,13 +65,24 @@ def last_per_iteration(rows: list[dict]) -> list[dict]:
 
 def train_or_reuse(config: str, overrides: list[str], out_dir: Path, name: str, reuse: bool
                    ) -> tuple[dict[str, Any], list[dict]]:
-    """``train_run``, or with ``reuse`` the run already finished in ``out_dir/name`` (its summary.json read back).
-    An unfinished earlier run there is kept aside rather than appended to."""
-    done = out_dir / name / "summary.json"
+    """``train_run``, or with ``reuse``: the run already finished in ``out_dir/name`` (its summary.json read
+    back), or one stopped there by a signal continued from its newest checkpoint. Any other earlier run there
+    (one that crashed) is kept aside rather than appended to."""
+    from llmrl.training.checkpoint import newest_checkpoint
+
+    run_dir = out_dir / name
+    done = run_dir / "summary.json"
     if reuse and done.is_file():
-        rows = [json.loads(x) for x in (out_dir / name / "metrics.jsonl").read_text().splitlines()]
-        return json.loads(done.read_text()), rows
-    if (out_dir / name).exists():
+        summary = json.loads(done.read_text())
+        if summary.get("stopped_by") is None:
+            rows = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
+            return summary, last_per_iteration(rows)
+        checkpoint = newest_checkpoint(run_dir)
+        if checkpoint is not None:
+            print(f"== {name}: stopped by {summary['stopped_by']} in an earlier leg; resuming {checkpoint}",
+                  flush=True)
+            return train_run(config, [*overrides, f"run.resume={checkpoint}"], out_dir, name)
+    if run_dir.exists():
         (out_dir / name).rename(out_dir / f"{name}.unfinished-{time.strftime('%Y%m%d-%H%M%S')}")
     return train_run(config, overrides, out_dir, name)
 

@@ -79,6 +79,12 @@ class GracefulStop:
             pass
 
 
+def stopped_exit_code(signal_name: str | None) -> int:
+    """The exit status of a run that ``summary["stopped_by"]`` names: 0 for a finished run, else the shell's
+    128 + signal number, so that a script can tell an interrupted run from a finished one."""
+    return 0 if signal_name is None else 128 + int(signal.Signals[signal_name])
+
+
 @contextlib.contextmanager
 def own_process_group() -> Iterator[None]:
     """Run the body in a new process group, then move this process back to the one it came from.
