@@ -81,21 +81,35 @@ def plan_accuracy(source: RecordingSource, cfg: Config) -> dict[str, float]:
     return {"states": len(keys), "top1_accuracy": hits / len(keys), "p_correct": mass / len(keys)}
 
 
-def teacher_at_checkpoint(checkpoint: Path, episodes: int) -> dict[str, Any]:
-    """The teacher of this checkpoint (its run's config, bank and adapter), acting alone, and its plan accuracy."""
+def measure_teacher(setup: Any, episodes: int, env_steps: int) -> dict[str, Any]:
+    """A teacher (its config, bank and adapter), acting alone, and its plan accuracy."""
     from llmrl.training.evaluate import teacher_alone
-    from llmrl.training.teacher_state import teacher_of_checkpoint
 
-    setup = teacher_of_checkpoint(checkpoint)
     source = local_source(setup.cfg, setup.bank, setup.adapter, kind=RecordingSource)
     try:
         result = teacher_alone(setup.cfg, episodes, source)
         accuracy = plan_accuracy(source, setup.cfg)
     finally:
         source.close()
-    loop_state = json.loads((checkpoint / LOOP_STATE).read_text())
-    return {"env_steps": loop_state["env_steps"], "bank_version": setup.bank.version,
+    return {"env_steps": env_steps, "bank_version": setup.bank.version,
             "adapter_version": setup.adapter_version, "teacher_success": result["success"], **accuracy}
+
+
+def teacher_at_checkpoint(checkpoint: Path, episodes: int) -> dict[str, Any]:
+    """The teacher of this checkpoint: its run's config, bank and adapter."""
+    from llmrl.training.teacher_state import teacher_of_checkpoint
+
+    loop_state = json.loads((checkpoint / LOOP_STATE).read_text())
+    return measure_teacher(teacher_of_checkpoint(checkpoint), episodes, loop_state["env_steps"])
+
+
+def teacher_at_start(run_dir: Path, episodes: int) -> dict[str, Any]:
+    """The teacher the run started with (its config, the initial bank, no adapter): the point a run's gain is
+    measured from. The first checkpoint is too late for that: by then the bank has moved on."""
+    from llmrl.training.checkpoint import RUN_CONFIG
+    from llmrl.training.teacher_state import teacher_of_config
+
+    return measure_teacher(teacher_of_config(run_dir / RUN_CONFIG), episodes, 0)
 
 
 def write_plot(curves: dict[str, list[dict]], path: Path) -> None:
@@ -138,27 +152,31 @@ def measured_run(config: str, arm: str, seed: int, args: argparse.Namespace, out
     run_dir = Path(summary["run_dir"])
     cached = run_dir / CURVE_FILE
     cache_key = {"teacher_episodes": args.teacher_episodes}
-    if args.reuse and cached.is_file() and json.loads(cached.read_text())["key"] == cache_key:
-        points = json.loads(cached.read_text())["points"]
-    else:
-        points = [teacher_at_checkpoint(c, args.teacher_episodes)
-                  for c in sorted((run_dir / "checkpoints").glob("iter_*"))]
-        cached.write_text(json.dumps({"key": cache_key, "points": points}, indent=1, default=float))
+    saved = json.loads(cached.read_text()) if args.reuse and cached.is_file() else {}
+    complete = saved.get("key") == cache_key and "start" in saved
+    if saved.get("key") != cache_key:
+        saved = {"key": cache_key, "points": [teacher_at_checkpoint(c, args.teacher_episodes)
+                                              for c in sorted((run_dir / "checkpoints").glob("iter_*"))]}
+    if "start" not in saved:  # curves measured before the start point was: only it is measured now
+        saved["start"] = teacher_at_start(run_dir, args.teacher_episodes)
+    if not complete:
+        cached.write_text(json.dumps(saved, indent=1, default=float))
+    points = [saved["start"], *saved["points"]]
     evals = [r["eval_success"] for r in rows if r["eval_success"] == r["eval_success"]]
     row = {"env": cfg.env.name, "arm": arm, "seed": seed,
            "steps_to_success": summary["steps_to_success"],
            "final_eval_success": sum(evals[-3:]) / len(evals[-3:]) if evals else None,
-           "teacher_success_first": points[0]["teacher_success"] if points else None,
-           "teacher_success_last": points[-1]["teacher_success"] if points else None,
-           "teacher_success_best": max(p["teacher_success"] for p in points) if points else None,
-           "top1_accuracy_last": points[-1]["top1_accuracy"] if points else None,
+           "teacher_success_start": points[0]["teacher_success"],
+           "teacher_success_last": points[-1]["teacher_success"],
+           "teacher_success_best": max(p["teacher_success"] for p in points),
+           "top1_accuracy_start": points[0]["top1_accuracy"], "top1_accuracy_last": points[-1]["top1_accuracy"],
            "adapter_version": summary.get("adapter_version", 0)}
     return row, points
 
 
 def over_seeds(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Per (env, arm): how many seeds reached the threshold and their mean steps, the mean final success, and the
-    mean change of the teacher's own success within a run (last and best checkpoint against the first)."""
+    mean change of the teacher's own success within a run (last and best checkpoint against the start)."""
     def mean(xs: list[float]) -> float | None:
         return sum(xs) / len(xs) if xs else None
 
@@ -168,15 +186,14 @@ def over_seeds(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     table = []
     for (env, arm), rs in groups.items():
         reached = [r["steps_to_success"] for r in rs if r["steps_to_success"] is not None]
-        measured = [r for r in rs if r["teacher_success_first"] is not None]
         table.append({"env": env, "arm": arm, "seeds": len(rs), "reached": len(reached),
                       "mean_steps_to_success": mean(reached),
                       "mean_final_eval_success": mean([r["final_eval_success"] for r in rs
                                                        if r["final_eval_success"] is not None]),
-                      "mean_teacher_gain_last": mean([r["teacher_success_last"] - r["teacher_success_first"]
-                                                      for r in measured]),
-                      "mean_teacher_gain_best": mean([r["teacher_success_best"] - r["teacher_success_first"]
-                                                      for r in measured])})
+                      "mean_teacher_gain_last": mean([r["teacher_success_last"] - r["teacher_success_start"]
+                                                      for r in rs]),
+                      "mean_teacher_gain_best": mean([r["teacher_success_best"] - r["teacher_success_start"]
+                                                      for r in rs])})
     return table
 
 
@@ -185,11 +202,11 @@ def write_report(out: Path, args: argparse.Namespace, configs: list[str], seeds:
     """results.json, table.md and the plot for the runs so far: written after every run, so that a comparison
     stopped part-way (hours on 2 cores) keeps what it measured, and ``--reuse`` goes on from there."""
     per_run = markdown_table(
-        ["env", "arm", "seed", "steps to success", "final eval success", "teacher success first -> last (best)",
-         "plan accuracy last", "adapter v"],
+        ["env", "arm", "seed", "steps to success", "final eval success", "teacher success start -> last (best)",
+         "plan top-1 start -> last", "adapter v"],
         [[r["env"], r["arm"], r["seed"], r["steps_to_success"], r["final_eval_success"],
-          f"{r['teacher_success_first']} -> {r['teacher_success_last']} ({r['teacher_success_best']})",
-          r["top1_accuracy_last"], r["adapter_version"]] for r in results])
+          f"{r['teacher_success_start']} -> {r['teacher_success_last']} ({r['teacher_success_best']})",
+          f"{fmt_share(r['top1_accuracy_start'])} -> {fmt_share(r['top1_accuracy_last'])}", r["adapter_version"]] for r in results])
     summary = over_seeds(results)
     by_arm = markdown_table(
         ["env", "arm", "seeds reaching threshold", "mean steps to success (those)", "mean final eval success",
@@ -210,6 +227,10 @@ def write_report(out: Path, args: argparse.Namespace, configs: list[str], seeds:
 
 def fmt(x: float | None) -> str:
     return "-" if x is None else f"{x:+.3f}"
+
+
+def fmt_share(x: float) -> str:
+    return f"{x:.2f}"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -32,7 +32,10 @@ def test_the_adapter_arm_on_a_tiny_budget(tmp_path, tiny_lm_dir):
         assert len(points) >= 2, name  # one measured teacher per checkpoint
         for p in points:
             assert 0.0 <= p["teacher_success"] <= 1.0 and p["states"] > 0 and 0.0 <= p["top1_accuracy"] <= 1.0
-    assert report["curves"]["SimpleDoorKey-adapter-s0"][-1]["bank_version"] >= 1  # the bank went on
+    curve = report["curves"]["SimpleDoorKey-adapter-s0"]
+    assert curve[-1]["bank_version"] >= 1  # the bank went on
+    # The curve starts with the teacher the run started with: step 0, the initial bank, no adapter.
+    assert (curve[0]["env_steps"], curve[0]["bank_version"], curve[0]["adapter_version"]) == (0, 0, 0)
     assert (tmp_path / "teacher_vs_steps.png").stat().st_size > 0 and (tmp_path / "table.md").is_file()
     assert [(g["arm"], g["seeds"]) for g in report["over_seeds"]] == [("adapter", 1)]
     # --reuse reads the finished run and its measured teachers back: nothing trained or measured again.
@@ -48,9 +51,9 @@ def test_the_adapter_arm_on_a_tiny_budget(tmp_path, tiny_lm_dir):
 def test_over_seeds_averages_per_env_and_arm():
     from llmrl.bench.teacher_learns import over_seeds
 
-    def run(arm, seed, steps, final, first, last, best):
+    def run(arm, seed, steps, final, start, last, best):
         return {"env": "E", "arm": arm, "seed": seed, "steps_to_success": steps, "final_eval_success": final,
-                "teacher_success_first": first, "teacher_success_last": last, "teacher_success_best": best}
+                "teacher_success_start": start, "teacher_success_last": last, "teacher_success_best": best}
 
     table = over_seeds([run("a", 0, 100, 0.9, 0.7, 0.9, 0.95), run("a", 1, None, 0.5, 0.8, 0.8, 0.8),
                         run("b", 0, 300, 1.0, 0.5, 0.4, 0.5)])
