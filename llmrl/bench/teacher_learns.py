@@ -123,10 +123,17 @@ def write_plot(curves: dict[str, list[dict]], path: Path) -> None:
     panels = (("teacher_success", "teacher success alone"), ("top1_accuracy", "teacher top-1 plan accuracy"),
               ("p_correct", "teacher p(planner's plan)"))
     fig, axes = plt.subplots(1, len(panels), figsize=(14, 4))
-    for label, points in curves.items():
+    # Colour = arm (and env), line style = seed: more runs than a colour cycle has colours tell apart.
+    names = [label.rsplit("-s", 1) for label in curves]
+    arms = list(dict.fromkeys(arm for arm, _ in names))
+    seeds = list(dict.fromkeys(seed for _, seed in names))
+    dashes = ("-", "--", ":", "-.")
+    for (label, points), (arm, seed) in zip(curves.items(), names):
         xs = [p["env_steps"] / 1000 for p in points]
+        style = {"color": f"C{arms.index(arm) % 10}", "linestyle": dashes[seeds.index(seed) % len(dashes)],
+                 "marker": "o", "markersize": 3, "label": label}
         for ax, (key, _) in zip(axes, panels):
-            ax.plot(xs, [p[key] for p in points], marker="o", label=label)
+            ax.plot(xs, [p[key] for p in points], **style)
     for ax, (_, name) in zip(axes, panels):
         ax.set_xlabel("student env steps (thousands)")
         ax.set_ylabel(name)
