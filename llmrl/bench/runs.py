@@ -83,7 +83,7 @@ def train_or_reuse(config: str, overrides: list[str], out_dir: Path, name: str, 
                   flush=True)
             return train_run(config, [*overrides, f"run.resume={checkpoint}"], out_dir, name)
     if run_dir.exists():
-        (out_dir / name).rename(out_dir / f"{name}.unfinished-{time.strftime('%Y%m%d-%H%M%S')}")
+        run_dir.rename(out_dir / f"{name}.unfinished-{time.strftime('%Y%m%d-%H%M%S')}")
     return train_run(config, overrides, out_dir, name)
 
 

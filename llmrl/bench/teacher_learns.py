@@ -160,13 +160,11 @@ def measured_run(config: str, arm: str, seed: int, args: argparse.Namespace, out
     cached = run_dir / CURVE_FILE
     cache_key = {"teacher_episodes": args.teacher_episodes}
     saved = json.loads(cached.read_text()) if args.reuse and cached.is_file() else {}
-    complete = saved.get("key") == cache_key and "start" in saved
     if saved.get("key") != cache_key:
         saved = {"key": cache_key, "points": [teacher_at_checkpoint(c, args.teacher_episodes)
                                               for c in sorted((run_dir / "checkpoints").glob("iter_*"))]}
-    if "start" not in saved:  # curves measured before the start point was: only it is measured now
+    if "start" not in saved:  # also a curve cached before start points were measured: only that is measured
         saved["start"] = teacher_at_start(run_dir, args.teacher_episodes)
-    if not complete:
         cached.write_text(json.dumps(saved, indent=1, default=float))
     points = [saved["start"], *saved["points"]]
     evals = [r["eval_success"] for r in rows if r["eval_success"] == r["eval_success"]]
@@ -213,7 +211,8 @@ def write_report(out: Path, args: argparse.Namespace, configs: list[str], seeds:
          "plan top-1 start -> last", "adapter v"],
         [[r["env"], r["arm"], r["seed"], r["steps_to_success"], r["final_eval_success"],
           f"{r['teacher_success_start']} -> {r['teacher_success_last']} ({r['teacher_success_best']})",
-          f"{fmt_share(r['top1_accuracy_start'])} -> {fmt_share(r['top1_accuracy_last'])}", r["adapter_version"]] for r in results])
+          f"{r['top1_accuracy_start']:.2f} -> {r['top1_accuracy_last']:.2f}", r["adapter_version"]]
+         for r in results])
     summary = over_seeds(results)
     by_arm = markdown_table(
         ["env", "arm", "seeds reaching threshold", "mean steps to success (those)", "mean final eval success",
@@ -235,9 +234,6 @@ def write_report(out: Path, args: argparse.Namespace, configs: list[str], seeds:
 def fmt(x: float | None) -> str:
     return "-" if x is None else f"{x:+.3f}"
 
-
-def fmt_share(x: float) -> str:
-    return f"{x:.2f}"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -399,10 +399,8 @@ def build_summary(cfg: Config, state: LoopState, row: dict[str, Any], checkpoint
     if spec.summary is not None:
         summary.update(spec.summary(state))
     if cfg.adapter.enabled:
-        for key in ("adapter_version", "teacher_adapter_version", "adapter_attempts", "adapter_accepted",
-                    "adapter_rejected", "adapter_diverged", "adapter_out_of_memory", "adapter_failed",
-                    "adapter_no_pairs", "adapter_unchanged", "adapter_pairs", "teacher_adapter_loads",
-                    "teacher_adapter_load_failures"):
+        for key in ("adapter_version", "teacher_adapter_version", *(f"adapter_{k}" for k in ADAPTER_TRAINER_COUNTERS),
+                    "adapter_pairs", "teacher_adapter_loads", "teacher_adapter_load_failures"):
             summary[key] = row.get(key, 0)
         if cfg.adapter.role == "analyst":
             summary.update({f"teacher_{k}": row.get(f"teacher_{k}", 0) for k in TeacherMonitor.ANALYST})
