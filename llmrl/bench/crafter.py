@@ -4,8 +4,9 @@ Crafter, at one env-step budget, same config and seeds.
     llmrl bench crafter --steps 24576 --seeds 0 --out runs/bench-crafter [key=value ...]
 
 A long run goes in legs: ``--checkpoint-every N`` checkpoints every N iterations, and the same command with
-``--resume`` continues every run from the newest checkpoint in its folder (``run.resume``: env steps, lambda and
-the prompt bank continue; iterations logged after that checkpoint are replaced by the resumed ones).
+``--resume`` reads back every run that already reached ``--steps`` and continues any other from the newest
+checkpoint in its folder (``bench.runs.train_or_reuse``; ``run.resume``: env steps, lambda and the prompt bank
+continue; iterations logged after that checkpoint are replaced by the resumed ones).
 
 Per run it reports:
   * the Crafter score over all training episodes (the Crafter benchmark's protocol: success rates over every
@@ -32,10 +33,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from llmrl.bench.runs import finished_run, load_average, machine, markdown_table, today, train_run
+from llmrl.bench.runs import REUSE_HELP, load_average, machine, markdown_table, today, train_or_reuse
 from llmrl.config import load_config
 from llmrl.envs.registry import family_spec
-from llmrl.training.checkpoint import newest_checkpoint
 
 ACHIEVEMENTS = family_spec("Crafter").achievements
 ARMS: dict[str, list[str]] = {"guided": ["teacher.backend=scripted"], "off": ["teacher.backend=off"]}
@@ -155,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--checkpoint-every", type=int, default=0,
                    help="iterations between checkpoints (0: only at the end); with --resume, runs continue in legs")
     p.add_argument("--resume", action="store_true",
-                   help="continue each run from the newest checkpoint in its folder under --out (a later leg)")
+                   help=REUSE_HELP)
     p.add_argument("overrides", nargs="*", help="key=value for every run, e.g. resources.num_envs_per_env_runner=8")
     args = p.parse_args(argv)
     if args.torch_threads > 0:
@@ -176,14 +176,9 @@ def main(argv: list[str] | None = None) -> int:
         # record keeps the load average seen when its run ended, to tell when it did.
         for arm in args.arms:
             name = f"{arm}-s{seed}"
-            finished = finished_run(out / "runs" / name, args.steps) if args.resume else None
-            resume = newest_checkpoint(out / "runs" / name) if args.resume and finished is None else None
-            print(f"== {arm}, seed {seed}, {args.steps} env steps"
-                  + (", finished in an earlier leg" if finished else f", resuming {resume}" if resume else ""),
-                  flush=True)
-            leg = [f"run.resume={resume}"] if resume else []
-            summary, rows = finished or train_run(args.config, [*common, *ARMS[arm], f"run.seed={seed}", *leg],
-                                                  out / "runs", name)
+            print(f"== {arm}, seed {seed}, {args.steps} env steps", flush=True)
+            summary, rows = train_or_reuse(args.config, [*common, *ARMS[arm], f"run.seed={seed}"], out / "runs",
+                                           name, args.resume)
             records.append({**_record(arm, seed, summary, rows), "load_average_after": load_average()})
             curves += [{**r, "arm": arm, "seed": seed} for r in rows]
     arms = aggregate(records)

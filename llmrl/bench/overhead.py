@@ -24,7 +24,7 @@ import json
 import time
 from pathlib import Path
 
-from llmrl.bench.runs import load_average, machine, markdown_table, today, train_or_reuse
+from llmrl.bench.runs import REUSE_HELP, load_average, machine, markdown_table, today, train_or_reuse
 from llmrl.config import load_config
 
 
@@ -158,8 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-steps-to-success", type=int, default=26_600,
                    help="with --train-steps: the guided arm's mean env steps to the success threshold must not exceed")
     p.add_argument("--reuse", action="store_true",
-                   help="with --train-steps: read back runs whose folder in --out has a summary.json (an interrupted "
-                        "benchmark goes on where it stopped)")
+                   help="with --train-steps: " + REUSE_HELP)
     p.add_argument("--sample-steps", type=int, default=16384, help="env steps sampled per arm and round")
     p.add_argument("--train-iters", type=int, default=4, help="train iterations per arm and round (first is warm-up)")
     p.add_argument("--rounds", type=int, default=2)

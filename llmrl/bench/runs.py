@@ -12,6 +12,11 @@ from typing import Any
 from llmrl.config import load_config
 
 
+# One wording for every benchmark's --reuse/--resume flag: they all go through train_or_reuse.
+REUSE_HELP = ("a later leg: read back runs in --out that reached their budget and continue any other from its newest "
+              "checkpoint")
+
+
 def machine() -> str:
     import os
 
@@ -44,14 +49,16 @@ def train_run(config: str, overrides: list[str], out_dir: Path, name: str) -> tu
     return summary, last_per_iteration(rows)
 
 
-def finished_run(run_dir: Path, env_steps: int) -> tuple[dict[str, Any], list[dict]] | None:
-    """(summary, metrics rows) of a run folder whose run already reached ``env_steps``, else None; a later leg
-    reads it back instead of resuming a run that has nothing left to do."""
+def finished_run(run_dir: Path, env_steps: int, stop_on_success: bool = False
+                 ) -> tuple[dict[str, Any], list[dict]] | None:
+    """(summary, metrics rows) of a run folder whose run ended on its own: it reached ``env_steps``, or with
+    ``stop_on_success`` (``run.stop_on_success``) the success threshold. Else None."""
     summary_file = run_dir / "summary.json"
     if not summary_file.is_file():
         return None
     summary = json.loads(summary_file.read_text())
-    if summary.get("env_steps", 0) < env_steps:
+    succeeded = stop_on_success and summary.get("steps_to_success") is not None
+    if summary.get("stopped_by") is not None or (summary.get("env_steps", 0) < env_steps and not succeeded):
         return None
     rows = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
     return summary, last_per_iteration(rows)
@@ -65,25 +72,29 @@ def last_per_iteration(rows: list[dict]) -> list[dict]:
 
 def train_or_reuse(config: str, overrides: list[str], out_dir: Path, name: str, reuse: bool
                    ) -> tuple[dict[str, Any], list[dict]]:
-    """``train_run``, or with ``reuse``: the run already finished in ``out_dir/name`` (its summary.json read
-    back), or one stopped there by a signal continued from its newest checkpoint. Any other earlier run there
-    (one that crashed) is kept aside rather than appended to."""
+    """``train_run`` into ``out_dir/name``; with ``reuse``, a later leg of the same run.
+
+    With ``reuse``, a run there that ended on its own (its ``run.max_env_steps`` reached, or with
+    ``run.stop_on_success`` its threshold) is read back. Any other run there with a checkpoint (stopped by a
+    signal, killed, crashed, or finished with a smaller budget) continues from its newest complete checkpoint,
+    the iterations it logged after that checkpoint replaced by the resumed ones. A run folder that is not
+    continued (no ``reuse``, or no checkpoint) is kept aside as ``name.earlier-<time>``: never trained into,
+    never deleted."""
     from llmrl.training.checkpoint import newest_checkpoint
 
     run_dir = out_dir / name
-    done = run_dir / "summary.json"
-    if reuse and done.is_file():
-        summary = json.loads(done.read_text())
-        if summary.get("stopped_by") is None:
-            rows = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
-            return summary, last_per_iteration(rows)
+    if reuse:
+        run = load_config(config, overrides).run
+        finished = finished_run(run_dir, run.max_env_steps, run.stop_on_success)
+        if finished is not None:
+            print(f"== {name}: finished in an earlier leg; read back", flush=True)
+            return finished
         checkpoint = newest_checkpoint(run_dir)
         if checkpoint is not None:
-            print(f"== {name}: stopped by {summary['stopped_by']} in an earlier leg; resuming {checkpoint}",
-                  flush=True)
+            print(f"== {name}: resuming {checkpoint}", flush=True)
             return train_run(config, [*overrides, f"run.resume={checkpoint}"], out_dir, name)
     if run_dir.exists():
-        run_dir.rename(out_dir / f"{name}.unfinished-{time.strftime('%Y%m%d-%H%M%S')}")
+        run_dir.rename(out_dir / f"{name}.earlier-{time.strftime('%Y%m%d-%H%M%S')}")
     return train_run(config, overrides, out_dir, name)
 
 

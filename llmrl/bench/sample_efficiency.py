@@ -30,7 +30,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from llmrl.bench.runs import load_average, machine, markdown_table, today, train_or_reuse
+from llmrl.bench.runs import REUSE_HELP, load_average, machine, markdown_table, today, train_or_reuse
 from llmrl.config import ConfigError, load_config
 
 LM_BACKENDS = ("hf", "vllm", "openai")
@@ -240,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--arms", default="guided,ppo,noisy", help="subset of guided,ppo,noisy,lm, comma-separated")
     p.add_argument("--out", default="runs/bench-sample-efficiency")
     p.add_argument("--reuse", action="store_true",
-                   help="read back arms whose run folder in --out already has a summary.json instead of re-running")
+                   help=REUSE_HELP)
     p.add_argument("overrides", nargs="*")
     args = p.parse_args(argv)
     wanted = args.arms.split(",")

@@ -25,7 +25,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from llmrl.bench.runs import load_average, machine, markdown_table, today, train_or_reuse
+from llmrl.bench.runs import REUSE_HELP, load_average, machine, markdown_table, today, train_or_reuse
 from llmrl.bench.teacher_quality import LocalAdvice, local_source
 from llmrl.config import Config, load_config
 from llmrl.messages import Advice, PromptBankSnapshot, TeacherQuery
@@ -246,8 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--arms", default=",".join(ARMS), help="subset to run, comma-separated")
     p.add_argument("--out", default="runs/bench-teacher-learns")
     p.add_argument("--reuse", action="store_true",
-                   help="read back runs already finished in --out (and their measured teachers) instead of "
-                        "training them again: a stopped comparison goes on where it stopped")
+                   help=REUSE_HELP + " (with their measured teachers)")
     p.add_argument("overrides", nargs="*")
     args = p.parse_args(argv)
     unknown = [arm for arm in args.arms.split(",") if arm not in ARMS]

@@ -69,7 +69,11 @@ def test_a_run_that_reached_its_budget_in_an_earlier_leg_is_read_back_not_resume
     assert finished_run(tmp_path, 4096) is None
     (tmp_path / "summary.json").write_text(json.dumps({"env_steps": 2048}))
     (tmp_path / "metrics.jsonl").write_text(json.dumps({"iteration": 1}) + "\n")
-    assert finished_run(tmp_path, 4096) is None  # stopped short of the budget: resume it
+    assert finished_run(tmp_path, 4096) is None  # ended short of the budget: resume it
+    (tmp_path / "summary.json").write_text(json.dumps({"env_steps": 2048, "steps_to_success": 2048}))
+    assert finished_run(tmp_path, 4096, stop_on_success=True) is not None  # stopped at its success threshold
+    (tmp_path / "summary.json").write_text(json.dumps({"env_steps": 4096, "stopped_by": "SIGTERM"}))
+    assert finished_run(tmp_path, 4096) is None  # a signal stopped it in its last iteration: resume it
     (tmp_path / "summary.json").write_text(json.dumps({"env_steps": 4096}))
     (tmp_path / "metrics.jsonl").write_text("".join(json.dumps({"iteration": i}) + "\n" for i in (1, 2, 2)))
     summary, rows = finished_run(tmp_path, 4096)
