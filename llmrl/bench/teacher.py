@@ -275,7 +275,7 @@ def _teacher_config(backend: str, batch: int, args: argparse.Namespace, lm: str)
 def run_backend(backend: str, args: argparse.Namespace, lm: str, states: Iterator) -> list[dict[str, Any]]:
     import ray
 
-    from llmrl.teacher.service import start_teacher_service
+    from llmrl.teacher.replicas import start_teacher_service
 
     rows = []
     points = grid(args.batch_sizes, args.concurrency)

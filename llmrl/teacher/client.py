@@ -22,7 +22,7 @@ from llmrl.config import TeacherConfig
 from llmrl.messages import Advice, TeacherQuery
 from llmrl.teacher.cache import LRUCache
 from llmrl.teacher.router import ReplicaRouter
-from llmrl.teacher.service import replica_name
+from llmrl.teacher.replicas import replica_name
 
 logger = logging.getLogger(__name__)
 

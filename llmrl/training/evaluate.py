@@ -60,7 +60,7 @@ def teacher_client(cfg: Config, bank: PromptBankSnapshot, adapter: AdapterVersio
     import ray
 
     from llmrl.teacher.client import TeacherClient
-    from llmrl.teacher.service import start_teacher_service
+    from llmrl.teacher.replicas import start_teacher_service
     from llmrl.training.graph import init_ray
 
     started = init_ray(cfg)

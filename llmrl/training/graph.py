@@ -182,7 +182,7 @@ def build_graph(cfg: Config, run_dir: str | Path | None = None) -> Graph:
                                             cfg.teacher.hf.max_prompt_tokens, teacher_chat_template(cfg))
             adapter_source = (cfg.adapter.actor_name, cfg.adapter.poll_s, base)
         from llmrl.messages import PromptBankSnapshot
-        from llmrl.teacher.service import start_teacher_service
+        from llmrl.teacher.replicas import start_teacher_service
         from llmrl.training.teacher_state import install_teacher
 
         teachers = start_teacher_service(

@@ -9,7 +9,7 @@ import pytest
 
 from llmrl.config import load_config
 from llmrl.messages import TeacherQuery
-from llmrl.teacher.service import start_teacher_service
+from llmrl.teacher.replicas import start_teacher_service
 from llmrl.training.teacher_state import install_teacher, teacher_of
 
 CONFIG = Path(__file__).resolve().parents[2] / "configs" / "minigrid" / "simple_doorkey.yaml"
