@@ -12,6 +12,8 @@
     llmrl models list                          the models known by a short name, and which are cached where
     llmrl models fetch NAME                    download and convert one of them into the cache; prints its folder
     llmrl teacher-log inspect LOG | diff A B   what a run's teacher answered; which states changed between runs
+    llmrl runs pack RUN_DIR ARCHIVE            a run folder (newest checkpoint only) as one .tar.gz, for a later
+    llmrl runs unpack ARCHIVE OUT_DIR          leg on another machine; unpacked as OUT_DIR/<run name>
 
 A bad config prints one line naming the key and exits with code 2.
 """
@@ -70,6 +72,14 @@ def _parser() -> argparse.ArgumentParser:
     from llmrl.teacher.log_report import add_arguments as add_teacher_log_arguments
 
     add_teacher_log_arguments(sub.add_parser("teacher-log", help="inspect a teacher log, or diff two"))
+    runs = sub.add_parser("runs", help="carry a run folder to another machine, for its next leg")
+    rsub = runs.add_subparsers(dest="runs_command", required=True)
+    pack = rsub.add_parser("pack", help="RUN_DIR as one .tar.gz, with its newest complete checkpoint only")
+    pack.add_argument("run_dir")
+    pack.add_argument("archive")
+    unpack = rsub.add_parser("unpack", help="ARCHIVE as OUT_DIR/<run name>, never over an existing folder")
+    unpack.add_argument("archive")
+    unpack.add_argument("out_dir")
     return p
 
 
@@ -91,6 +101,22 @@ def _models(args: argparse.Namespace) -> int:
     print(f"model cache: {models.cache_root()}")
     for spec, folder in models.list_models():
         print(f"{spec.name:16} {'cached in ' + str(folder) if folder else 'not cached':60} {spec.about}")
+    return 0
+
+
+def _runs(args: argparse.Namespace) -> int:
+    import tarfile
+
+    from llmrl.training.run_archive import pack_run, unpack_run
+
+    try:
+        if args.runs_command == "pack":
+            print(json.dumps(pack_run(Path(args.run_dir), Path(args.archive)), indent=2))
+        else:
+            print(unpack_run(Path(args.archive), Path(args.out_dir)))
+    except (ValueError, tarfile.TarError) as exc:  # not a run archive, or a damaged one
+        print(f"llmrl: {args.archive}: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -130,6 +156,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "models":
             return _models(args)
+        if args.command == "runs":
+            return _runs(args)
         if args.command == "teacher-log":
             from llmrl.teacher.log_report import run as teacher_log
 
@@ -140,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     except _one_line_errors() as exc:  # a missing model, a failed fetch, no vllm, a GPU request too big
         print(f"llmrl: {str(exc).splitlines()[0]}", file=sys.stderr)
         return 2
-    except FileNotFoundError as exc:
+    except (FileNotFoundError, FileExistsError) as exc:
         print(f"llmrl: {exc}", file=sys.stderr)
         return 2
     return 1
