@@ -7,7 +7,7 @@
                                                checkpoint: with that run's prompt bank)
     llmrl bench NAME [args ...]                benchmarks: overhead, sample-efficiency, teacher, teacher-quality,
                                                scaling, crafter, throughput,
-                                               faults, teacher-learns, envs
+                                               faults, teacher-learns, envs, finetune
     llmrl make-tiny-lm DIR                     build a tiny local causal LM (for the hf backend without downloads)
     llmrl models list                          the models known by a short name, and which are cached where
     llmrl models fetch NAME                    download and convert one of them into the cache; prints its folder
@@ -40,6 +40,7 @@ BENCHMARKS = {
     "throughput": "llmrl.bench.throughput",
     "faults": "llmrl.bench.faults",
     "teacher-learns": "llmrl.bench.teacher_learns",
+    "finetune": "llmrl.bench.finetune",
     "envs": "llmrl.bench.envs",
 }
 

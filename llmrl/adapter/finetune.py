@@ -8,10 +8,17 @@ continuation after the prompt, averaged over pairs: the quantity the ``hf`` back
 mode reads, so a lower held-out loss is a teacher that rates the plans that worked higher. With
 ``adapter.loss=choice`` it is the cross-entropy of the teacher's own option distribution instead (a softmax over
 every admissible plan's score) against the plan to learn: the plan rises relative to the others.
+
+A choice example's plans all follow the same prompt, so they are scored in one packed row (the prompt once,
+then every plan's tokens, with an attention mask that keeps the plans apart and positions that restart after
+the prompt: the tree attention the ``hf`` teacher scores with). With the prompt bank's exemplars a prompt is
+hundreds of tokens and a plan a handful, so this costs about one prompt per pair instead of one per plan. Models
+whose attention ignores custom masks score one full row per plan instead.
 """
 
 from __future__ import annotations
 
+import inspect
 import logging
 import math
 import os
@@ -65,6 +72,10 @@ class LoraFineTuner:
             self._pad_id = self.tokenizer.eos_token_id if self.tokenizer.eos_token_id is not None else 0
         self._initial = {k: v.detach().clone() for k, v in self._lora_state().items()}
         self._rng = random.Random(cfg.seed)
+        # Packed choice scoring needs a custom 4D attention mask (eager and SDPA honour it, flash attention does
+        # not) and logits_to_keep (so the vocabulary projection runs only over the plans' positions).
+        attn = getattr(model.config, "_attn_implementation", None)
+        self._packed = "logits_to_keep" in inspect.signature(model.forward).parameters and attn in ("sdpa", "eager")
 
     # -- weights -------------------------------------------------------------------------------------------
 
@@ -120,7 +131,7 @@ class LoraFineTuner:
         import torch
 
         (rows, label), = part
-        scores = -self._per_row_nll(rows)  # the hf teacher's length-normalised score of every plan
+        scores = -self._option_nll(rows)  # the hf teacher's length-normalised score of every plan
         return torch.nn.functional.cross_entropy(scores[None], torch.tensor([label], device=scores.device))
 
     def _batch_loss(self, batch: Sequence[tuple[list[int], int]]):
@@ -144,6 +155,56 @@ class LoraFineTuner:
         nll = torch.nn.functional.cross_entropy(logits.transpose(1, 2), ids[:, 1:], reduction="none")
         t = target[:, 1:].float()
         return (nll * t).sum(-1) / t.sum(-1).clamp(min=1.0)
+
+    def _option_nll(self, rows: Sequence[tuple[list[int], int]]):
+        """One choice example's per-plan continuation mean token NLL: packed when the model allows it and every
+        row has the same prompt (``encode_choices`` makes them so), else one full row per plan."""
+        n_prompt = len(rows[0][0]) - rows[0][1]
+        prompt = rows[0][0][:n_prompt]
+        if self._packed and n_prompt > 0 and all(seq[:len(seq) - n] == prompt for seq, n in rows):
+            try:
+                return self._packed_nll(prompt, [seq[len(seq) - n:] for seq, n in rows])
+            except (AttributeError, NotImplementedError, TypeError, ValueError) as exc:
+                log.info("adapter: packed choice scoring unavailable for this model (%s); scoring full rows",
+                         " ".join(str(exc).split()))
+                self._packed = False
+        return self._per_row_nll(rows)
+
+    def _packed_nll(self, prompt: list[int], conts: list[list[int]]):
+        """Each continuation's mean token NLL after ``prompt``, all in one row: every plan token sees the prompt
+        and its own plan's earlier tokens, and its position counts on from the prompt's end, so each plan is
+        scored as if it followed the prompt alone."""
+        import torch
+
+        n_prompt = len(prompt)
+        width = n_prompt + sum(len(c) for c in conts)
+        allowed = torch.zeros((width, width), dtype=torch.bool)
+        allowed[:n_prompt, :n_prompt] = torch.ones(n_prompt, n_prompt).tril().bool()
+        pos = torch.zeros(width, dtype=torch.long)
+        pos[:n_prompt] = torch.arange(n_prompt)
+        pick, targets, plan_of = [], [], []
+        start = n_prompt
+        for i, c in enumerate(conts):
+            n = len(c)
+            allowed[start:start + n, :n_prompt] = True
+            allowed[start:start + n, start:start + n] = torch.ones(n, n).tril().bool()
+            pos[start:start + n] = n_prompt + torch.arange(n)
+            # Plan token j is predicted by the position before it: the prompt's last token for j = 0.
+            pick += [start + j - 1 if j else n_prompt - 1 for j in range(n)]
+            targets += c
+            plan_of += [i] * n
+            start += n
+        dev, dtype = self._device, self.model.dtype
+        mask = torch.zeros(allowed.shape, dtype=dtype).masked_fill_(~allowed, torch.finfo(dtype).min)
+        ids = torch.tensor([prompt + [t for c in conts for t in c]], dtype=torch.long, device=dev)
+        keep = width - (n_prompt - 1)  # logits from the prompt's last token on: every position a plan reads
+        logits = self.model(input_ids=ids, attention_mask=mask[None, None].to(dev), position_ids=pos[None].to(dev),
+                            use_cache=False, logits_to_keep=keep).logits[0]
+        cols = torch.tensor(pick, device=dev) - (width - keep)
+        nll = torch.nn.functional.cross_entropy(logits[cols].float(), torch.tensor(targets, device=dev),
+                                                reduction="none")
+        sums = torch.zeros(len(conts), dtype=nll.dtype, device=dev).index_add(0, torch.tensor(plan_of, device=dev), nll)
+        return sums / torch.tensor([max(len(c), 1) for c in conts], dtype=nll.dtype, device=dev)
 
     # -- training ------------------------------------------------------------------------------------------
 
@@ -183,7 +244,7 @@ class LoraFineTuner:
 
         self.model.eval()
         with torch.no_grad():
-            return [-self._per_row_nll(rows) for rows, _ in examples]
+            return [-self._option_nll(rows) for rows, _ in examples]
 
     def train(self, examples: Sequence[tuple[list[int], int]]) -> float:
         """``adapter.epochs`` passes of AdamW over shuffled examples; returns the last epoch's mean loss.
