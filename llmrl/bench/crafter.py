@@ -85,7 +85,9 @@ def aggregate(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
                 "teacher_requests", "teacher_llm_calls")},
             "train_crafter_score_std": statistics.stdev(scores) if len(scores) > 1 else 0.0,
             "train_achievements": {a: _mean([r["train_achievements"][a] for r in runs]) for a in ACHIEVEMENTS},
-            "eval_achievements": {a: _mean([r["eval_achievements"][a] for r in runs]) for a in ACHIEVEMENTS},
+            # A run that never evaluated has null eval fields (crafter_summary): the mean is over the others.
+            "eval_achievements": {a: _mean([(r["eval_achievements"] or {}).get(a) for r in runs])
+                                  for a in ACHIEVEMENTS},
         }
     return out
 
@@ -166,9 +168,10 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     cfg = load_config(args.config, args.overrides)
     iterations = math.ceil(args.steps / cfg.ppo.train_batch_size)
-    # Evaluate once, in the last iteration: the learning curves come from training episodes, and evaluation would
-    # otherwise blur the throughput comparison.
-    common = [*args.overrides, f"run.max_env_steps={args.steps}", f"run.eval_every={iterations}",
+    # Evaluate once, after the last iteration (run.final_eval): the learning curves come from training episodes,
+    # and evaluation would otherwise blur the throughput comparison. eval_every alone cannot say "last": RLlib
+    # samples a little over train_batch_size per iteration, so a run may stop an iteration before `iterations`.
+    common = [*args.overrides, f"run.max_env_steps={args.steps}", f"run.eval_every={iterations}", "run.final_eval=true",
               f"run.checkpoint_every={args.checkpoint_every or iterations}"]
     records, curves = [], []
     for seed in args.seeds:

@@ -329,6 +329,9 @@ class RunConfig:
     name: str = ""  # run folder name; "" = <env>-<backend>-<timestamp>
     eval_every: int = 1  # iterations between evaluations
     eval_episodes: int = 20
+    # Evaluate after the last iteration when it did not (eval_every does not divide the run's iterations), so the
+    # summary's eval fields score the final policy. Its time counts in that iteration, as any evaluation's does.
+    final_eval: bool = False
     # Evaluate on a separate env runner (reserving no CPU: it uses the core the synchronous sample-then-learn loop
     # leaves idle) while the iteration trains, instead of after it. That evaluation then scores the policy from the
     # start of the iteration, and the loop dates eval success (and steps_to_success) at that policy's env steps.

@@ -291,9 +291,14 @@ def train(cfg: Config, stream: TextIO | None = sys.stdout) -> dict[str, Any]:
         while state.env_steps < cfg.run.max_env_steps and not stop.requested:
             t0 = time.perf_counter()
             result = graph.algo.train()
+            iter_steps = sampled_steps(result)
+            if (cfg.run.final_eval and state.env_steps + iter_steps >= cfg.run.max_env_steps
+                    and not _get(result, "evaluation", "env_runners")):
+                # The run ends with this iteration, which did not evaluate: score the final policy, so the summary's
+                # eval fields describe it. RLlib's evaluate() returns what train() puts under "evaluation".
+                result["evaluation"] = graph.algo.evaluate()
             iter_s = time.perf_counter() - t0
             state.iteration += 1
-            iter_steps = sampled_steps(result)
             state.env_steps += iter_steps
             state.wall_s += iter_s
             add_client_counters(state.client_totals, result)

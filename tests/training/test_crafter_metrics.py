@@ -44,3 +44,15 @@ def test_eval_score_matches_the_summary():
     assert summary["crafter_score"] == pytest.approx(row["crafter_score"])
     assert summary["achievements"]["collect_wood"] == pytest.approx(50.0) and len(summary["achievements"]) == 22
     assert summary["train_crafter_score"] == pytest.approx(row["train_crafter_score"])
+
+
+def test_a_run_that_never_evaluated_has_no_eval_score():
+    # Not a score of 0: the 1M-step bench once reported 0 % for an evaluation that never ran.
+    cfg = load_config(Path(__file__).resolve().parents[2] / "configs" / "crafter" / "default.yaml")
+    state = LoopState()
+    res = result(1, {"collect_wood": 1.0})
+    row = metrics_row(res, state, {}, 100, 1.0, 0)
+    row.update(crafter_metrics(res, state))
+    summary = build_summary(cfg, state, row, None, Path("."))
+    assert summary["crafter_score"] is None and summary["achievements"] is None
+    assert summary["train_crafter_score"] == pytest.approx(crafter_score({"collect_wood": 100.0}))

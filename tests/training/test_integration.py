@@ -96,6 +96,15 @@ def test_resume_continues_steps_lambda_and_bank(scripted_run, tmp_path):
     assert bank_after["episodes"] >= bank_before["episodes"] > 0
 
 
+def test_final_eval_scores_the_last_policy_when_eval_every_skips_it(tmp_path):
+    # eval_every larger than the run's iterations: only run.final_eval evaluates, in the last iteration.
+    s = run(tmp_path, "run.max_env_steps=1024", "run.eval_every=100", "run.final_eval=true", "run.name=final")
+    metrics = rows(s["run_dir"])
+    assert len(metrics) >= 2
+    assert all(r["eval_success"] != r["eval_success"] for r in metrics[:-1])  # NaN: not evaluated
+    assert 0.0 <= metrics[-1]["eval_success"] <= 1.0 and s["eval_success"] == metrics[-1]["eval_success"]
+
+
 def test_cli_eval_student_and_bad_config(scripted_run):
     out = subprocess.run(
         [sys.executable, "-m", "llmrl.cli", "eval", scripted_run["checkpoint"], "--episodes", "2"],

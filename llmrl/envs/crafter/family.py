@@ -69,14 +69,15 @@ def crafter_metrics(result: dict[str, Any], state: Any) -> dict[str, Any]:
 
 
 def crafter_summary(state: Any) -> dict[str, Any]:
-    """Summary fields: the last evaluation's achievement rates and Crafter score, and the same over every
-    training episode."""
+    """Summary fields: the last evaluation's achievement rates and Crafter score (null when the run never
+    evaluated: no score is not a score of 0), and the same over every training episode."""
     totals = _running(state)
-    rates = {name: 100.0 * state.last_eval.get("eval_achievements", {}).get(name, 0.0) for name in ACHIEVEMENTS}
+    evaluated = state.last_eval.get("eval_achievements", {})
+    rates = {name: 100.0 * evaluated.get(name, 0.0) for name in ACHIEVEMENTS} if evaluated else None
     train_rates = _percent(totals["train_achievements"], totals["train_episodes"])
     return {
         "achievements": rates,
-        "crafter_score": crafter_score(rates),
+        "crafter_score": crafter_score(rates) if rates is not None else None,
         "train_episodes": totals["train_episodes"],
         "train_achievements": train_rates,
         "train_crafter_score": crafter_score(train_rates),
