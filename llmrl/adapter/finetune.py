@@ -29,6 +29,7 @@ from typing import Any
 
 from llmrl.adapter.versions import config_hash
 from llmrl.config import AdapterConfig
+from llmrl.teacher.packed_options import pack_options
 from llmrl.teacher.plan_choice import split_encode
 
 log = logging.getLogger(__name__)
@@ -73,9 +74,12 @@ class LoraFineTuner:
         self._initial = {k: v.detach().clone() for k, v in self._lora_state().items()}
         self._rng = random.Random(cfg.seed)
         # Packed choice scoring needs a custom 4D attention mask (eager and SDPA honour it, flash attention does
-        # not) and logits_to_keep (so the vocabulary projection runs only over the plans' positions).
+        # not) and logits_to_keep (so the vocabulary projection runs only over the plans' positions). Public: set
+        # it False to score one full row per plan (``llmrl bench finetune`` times both); it turns False by itself
+        # when the model rejects the packed call.
         attn = getattr(model.config, "_attn_implementation", None)
-        self._packed = "logits_to_keep" in inspect.signature(model.forward).parameters and attn in ("sdpa", "eager")
+        self.packed_scoring = ("logits_to_keep" in inspect.signature(model.forward).parameters
+                               and attn in ("sdpa", "eager"))
 
     # -- weights -------------------------------------------------------------------------------------------
 
@@ -161,50 +165,26 @@ class LoraFineTuner:
         row has the same prompt (``encode_choices`` makes them so), else one full row per plan."""
         n_prompt = len(rows[0][0]) - rows[0][1]
         prompt = rows[0][0][:n_prompt]
-        if self._packed and n_prompt > 0 and all(seq[:len(seq) - n] == prompt for seq, n in rows):
+        if self.packed_scoring and n_prompt > 0 and all(seq[:len(seq) - n] == prompt for seq, n in rows):
             try:
                 return self._packed_nll(prompt, [seq[len(seq) - n:] for seq, n in rows])
             except (AttributeError, NotImplementedError, TypeError, ValueError) as exc:
                 log.info("adapter: packed choice scoring unavailable for this model (%s); scoring full rows",
                          " ".join(str(exc).split()))
-                self._packed = False
+                self.packed_scoring = False
         return self._per_row_nll(rows)
 
     def _packed_nll(self, prompt: list[int], conts: list[list[int]]):
-        """Each continuation's mean token NLL after ``prompt``, all in one row: every plan token sees the prompt
-        and its own plan's earlier tokens, and its position counts on from the prompt's end, so each plan is
-        scored as if it followed the prompt alone."""
+        """Each continuation's mean token NLL after ``prompt``, all in one row laid out as the hf teacher scores
+        (``packed_options``), so each plan is scored as if it followed the prompt alone."""
         import torch
 
-        n_prompt = len(prompt)
-        width = n_prompt + sum(len(c) for c in conts)
-        allowed = torch.zeros((width, width), dtype=torch.bool)
-        allowed[:n_prompt, :n_prompt] = torch.ones(n_prompt, n_prompt).tril().bool()
-        pos = torch.zeros(width, dtype=torch.long)
-        pos[:n_prompt] = torch.arange(n_prompt)
-        pick, targets, plan_of = [], [], []
-        start = n_prompt
-        for i, c in enumerate(conts):
-            n = len(c)
-            allowed[start:start + n, :n_prompt] = True
-            allowed[start:start + n, start:start + n] = torch.ones(n, n).tril().bool()
-            pos[start:start + n] = n_prompt + torch.arange(n)
-            # Plan token j is predicted by the position before it: the prompt's last token for j = 0.
-            pick += [start + j - 1 if j else n_prompt - 1 for j in range(n)]
-            targets += c
-            plan_of += [i] * n
-            start += n
-        dev, dtype = self._device, self.model.dtype
-        mask = torch.zeros(allowed.shape, dtype=dtype).masked_fill_(~allowed, torch.finfo(dtype).min)
-        ids = torch.tensor([prompt + [t for c in conts for t in c]], dtype=torch.long, device=dev)
-        keep = width - (n_prompt - 1)  # logits from the prompt's last token on: every position a plan reads
-        logits = self.model(input_ids=ids, attention_mask=mask[None, None].to(dev), position_ids=pos[None].to(dev),
-                            use_cache=False, logits_to_keep=keep).logits[0]
-        cols = torch.tensor(pick, device=dev) - (width - keep)
-        nll = torch.nn.functional.cross_entropy(logits[cols].float(), torch.tensor(targets, device=dev),
-                                                reduction="none")
-        sums = torch.zeros(len(conts), dtype=nll.dtype, device=dev).index_add(0, torch.tensor(plan_of, device=dev), nll)
-        return sums / torch.tensor([max(len(c), 1) for c in conts], dtype=nll.dtype, device=dev)
+        packed = pack_options(0, [prompt], [conts], self._pad_id)
+        dev = self._device
+        logits = self.model(input_ids=packed.ids.to(dev), attention_mask=packed.additive_mask(self.model.dtype).to(dev),
+                            position_ids=packed.positions.to(dev), use_cache=False, logits_to_keep=packed.keep).logits
+        counts = torch.tensor([max(n, 1) for n in packed.counts], dtype=torch.float32, device=dev)
+        return -packed.option_logprob_sums(logits) / counts
 
     # -- training ------------------------------------------------------------------------------------------
 

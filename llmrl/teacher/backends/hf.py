@@ -43,6 +43,7 @@ from llmrl.messages import AdapterVersion, Advice, PromptBankSnapshot, TeacherQu
 from llmrl.teacher.backends import BackendError, local_model, one_line
 from llmrl.teacher.backends.merging import CallMerger
 from llmrl.teacher.backends.peft_adapters import PeftAdapters, check_adapter_files, model_base_hash
+from llmrl.teacher.packed_options import pack_options
 from llmrl.teacher.plan_choice import (
     candidate_continuations,
     distribution_from_samples,
@@ -292,63 +293,21 @@ class HFBackend:
         return cache
 
     def _score_packed(self, prefix: list[int], owns: list[list[int]], cont_ids: list[list[list[int]]]):
-        """One forward pass per batch: row i holds prompt i's own tokens followed by all its options.
-
-        A custom attention mask lets each option see the prefix (from the cache), its prompt and its own
-        earlier tokens, never the other options, and every option's positions start where the prompt ends, so
-        each option is scored exactly as if it followed the prompt alone (tree attention, as in speculative
-        decoding). Per query that is (prompt tail + sum of option lengths) tokens of compute, and no KV cache
-        is copied per option.
-        """
+        """One forward pass per batch: row i holds prompt i's own tokens followed by all its options
+        (``packed_options``: each option sees the prefix from the cache, its prompt and its own earlier tokens,
+        never the other options). Per query that is (prompt tail + sum of option lengths) tokens of compute, and
+        no KV cache is copied per option."""
         import torch
 
-        n_rows, plen = len(owns), len(prefix)
-        rows = [own + [t for c in cs for t in c] for own, cs in zip(owns, cont_ids)]
-        width = max(len(r) for r in rows)
-        ids = torch.full((n_rows, width), self._pad_id, dtype=torch.long)
-        pos = torch.zeros((n_rows, width), dtype=torch.long)
-        allowed = torch.zeros((n_rows, width, plen + width), dtype=torch.bool)
-        allowed[:, :, :plen] = True
-        # Every query sees itself, so padding rows are never fully masked (an all-masked row gives NaN).
-        allowed[:, :, plen:].diagonal(dim1=1, dim2=2).fill_(True)
-        pick_row, pick_col, targets, pair_of = [], [], [], []
-        pair = 0
-        for r, (own, cs, row) in enumerate(zip(owns, cont_ids, rows)):
-            off, n_own = width - len(row), len(own)
-            ids[r, off:] = torch.tensor(row, dtype=torch.long)
-            pos[r, off:off + n_own] = plen + torch.arange(n_own)
-            allowed[r, off:off + n_own, plen + off:plen + off + n_own] = torch.ones(n_own, n_own).tril().bool()
-            start = off + n_own
-            for c in cs:
-                n = len(c)
-                pos[r, start:start + n] = plen + n_own + torch.arange(n)
-                allowed[r, start:start + n, plen + off:plen + off + n_own] = True
-                allowed[r, start:start + n, plen + start:plen + start + n] = torch.ones(n, n).tril().bool()
-                # Option token j is predicted by the position before it: the prompt's last token for j = 0.
-                for j, tok in enumerate(c):
-                    pick_row.append(r)
-                    pick_col.append(start + j - 1 if j else off + n_own - 1)
-                    targets.append(tok)
-                    pair_of.append(pair)
-                start += n
-                pair += 1
-        dev, dtype = self._device, self._model.dtype
-        mask = torch.zeros(allowed.shape, dtype=dtype).masked_fill_(~allowed, torch.finfo(dtype).min)
-        counts = [len(c) for cs in cont_ids for c in cs]
-        # Only the columns from the earliest prompt end onwards are read: skip the rest's vocabulary projection.
-        keep = width - min(pick_col) if pick_col else 1
+        packed = pack_options(len(prefix), owns, cont_ids, self._pad_id)
+        dev, mask = self._device, packed.additive_mask(self._model.dtype)
         with torch.inference_mode():  # grad mode is per thread: set it in the worker thread itself
-            past = self._prefix_cache(prefix, n_rows) if plen else None
-            logits = self._model(input_ids=ids.to(dev), attention_mask=mask[:, None].to(dev),
-                                 position_ids=pos.to(dev), use_cache=plen > 0, logits_to_keep=keep,
-                                 **{self._cache_arg: past}).logits
-            sums = torch.zeros(pair, dtype=torch.float32, device=dev)
-            if pick_col:
-                cols = torch.tensor(pick_col) - (width - keep)
-                picked = torch.log_softmax(logits[torch.tensor(pick_row, device=dev), cols.to(dev)].float(), dim=-1)
-                tok_lp = picked.gather(-1, torch.tensor(targets, device=dev)[:, None]).squeeze(-1)
-                sums.index_add_(0, torch.tensor(pair_of, device=dev), tok_lp)
-        return sums.cpu().tolist(), counts
+            past = self._prefix_cache(prefix, len(owns)) if prefix else None
+            logits = self._model(input_ids=packed.ids.to(dev), attention_mask=mask.to(dev),
+                                 position_ids=packed.positions.to(dev), use_cache=bool(prefix),
+                                 logits_to_keep=packed.keep, **{self._cache_arg: past}).logits
+            sums = packed.option_logprob_sums(logits)
+        return sums.cpu().tolist(), packed.counts
 
     def _left_padded(self, seqs: list[list[int]]):
         return left_padded(seqs, self._pad_id)
