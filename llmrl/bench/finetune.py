@@ -86,13 +86,14 @@ def measure_bank(tuner: Any, prompts: Any, pairs: list[TrainingPair], bank: Prom
     secs: dict[str, dict[str, list[float]]] = {m: {"train": [], "judge": []} for m in MODES}
     losses: dict[str, float] = {}
     for _, mode in itertools.product(range(repeats), MODES):
-        tuner._packed = mode == "packed"
+        tuner.packed_scoring = mode == "packed"
         tuner.load(None)
         losses[mode] = tuner.loss(examples)
         judge_s, _ = timed(lambda: tuner.plan_choices(examples))
         train_s, _ = timed(lambda: tuner.train(examples))
         secs[mode]["train"].append(train_s)
         secs[mode]["judge"].append(judge_s)
+        print(f"  {mode}: fine-tune {train_s:.1f} s, judge {judge_s:.1f} s", flush=True)  # minutes per fine-tune
     row: dict[str, Any] = {
         "pairs": len(examples), "mean_prompt_tokens": statistics.fmean(prompt_tokens),
         "mean_plan_tokens_per_pair": statistics.fmean(plan_tokens),
@@ -133,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
 
     base = adapter_base_model(cfg)
     tuner = LoraFineTuner(base, acfg, cfg.teacher.hf.max_prompt_tokens)
-    if not tuner._packed:
+    if not tuner.packed_scoring:
         print(f"error: {base} cannot take the packed scoring (its attention ignores custom masks)", file=sys.stderr)
         return 2
     prompts = prompt_format(teacher_chat_template(cfg), tuner.tokenizer, base)

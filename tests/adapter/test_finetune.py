@@ -32,7 +32,7 @@ def lora_grads(tuner: LoraFineTuner, loss) -> dict:
 
 def test_packed_plan_scores_and_gradients_match_one_row_per_plan(tiny_lm_dir):
     tuner = LoraFineTuner(tiny_lm_dir, CFG)
-    assert tuner._packed, "the tiny Llama uses SDPA attention: the packed path must be the one under test"
+    assert tuner.packed_scoring, "the tiny Llama uses SDPA attention: the packed path must be the one under test"
     # A fine-tuned adapter (B != 0), so the LoRA's gradients and its effect on the prompt's keys are not trivial.
     tuner.train([example(tuner, 1)] * 4)
     rows, label = example(tuner)
@@ -65,6 +65,6 @@ def test_a_model_without_custom_masks_scores_full_rows(tiny_lm_dir, monkeypatch)
     monkeypatch.setattr(tuner, "_packed_nll", unsupported)
     with torch.no_grad():
         got = tuner._option_nll(rows)
-    assert not tuner._packed and torch.allclose(got, expected)
+    assert not tuner.packed_scoring and torch.allclose(got, expected)
     assert tuner.loss([(rows, 0)]) == pytest.approx(
         float(torch.nn.functional.cross_entropy(-expected[None], torch.tensor([0]))), rel=1e-5)
