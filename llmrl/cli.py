@@ -59,7 +59,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="evaluate the teacher acting alone (a config: as training starts; a checkpoint: with its "
                         "run's prompt bank)")
     e.add_argument("--episodes", type=int, default=50)
-    e.add_argument("--sample", action="store_true", help="student samples actions instead of acting greedily")
+    e.add_argument("--sample", action="store_true",
+                   help="student samples actions instead of acting greedily (default: as training's evaluation "
+                        "does: greedy, except in families that score the stochastic policy, Crafter)")
     b = sub.add_parser("bench", help="benchmarks (each prints its own table)")
     b.add_argument("name", choices=sorted(BENCHMARKS))
     b.add_argument("args", nargs=argparse.REMAINDER)
@@ -145,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 if args.overrides:
                     raise ConfigError("eval CHECKPOINT takes no key=value overrides (the run's config is used)")
-                result = evaluate_student(Path(args.target), args.episodes, greedy=not args.sample)
+                result = evaluate_student(Path(args.target), args.episodes, greedy=False if args.sample else None)
             print(json.dumps(result, indent=2, default=float))
             return 0
         if args.command == "bench":

@@ -6,7 +6,7 @@ where each part runs changes. Keep this module free of heavy imports: it is impo
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -101,6 +101,9 @@ class FamilySpec:
     hindsight_explore: str = ""
     # Names an episode can unlock (``task.episode_achievements()``): logged per episode as ``llmrl/ach/<name>``.
     achievements: tuple[str, ...] = ()
+    # ``(percent of episodes unlocking each achievement) -> the family's score`` (Crafter's geometric-mean score):
+    # reported beside the rates by ``llmrl eval``. None: rates only.
+    score: Callable[[Mapping[str, float]], float] | None = None
     # ``(EnvConfig) -> None``: the family's own config rules; raise ``llmrl.config.ConfigError`` naming the key.
     validate: Callable[[Any], None] | None = None
     # ``(RLlib result, LoopState) -> extra metrics-row fields``, once per iteration. It may keep running totals in

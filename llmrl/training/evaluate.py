@@ -30,8 +30,11 @@ logger = logging.getLogger(__name__)
 def run_episodes(
     env: TeacherGuidedEnv, cfg: Config, episodes: int, act: Callable[[Any, dict], int], extra: dict[str, Any]
 ) -> dict[str, Any]:
-    """Play ``episodes`` episodes on the evaluation seeds; ``act(obs, info)`` picks each action."""
-    successes, returns, lengths = [], [], []
+    """Play ``episodes`` episodes on the evaluation seeds; ``act(obs, info)`` picks each action. A family with
+    achievements (``FamilySpec.achievements``) also gets the percent of episodes that unlocked each, and its
+    score of them (``FamilySpec.score``)."""
+    spec = family_spec(cfg.env.name)
+    successes, returns, lengths, unlocked, env_returns = [], [], [], [], []
     for ep in range(episodes):
         obs, info = env.reset(seed=env_seed(cfg, 0, ep, evaluation=True))
         done, ret, n = False, 0.0, 0
@@ -43,14 +46,25 @@ def run_episodes(
         successes.append(bool(info.get("success")))
         returns.append(ret)
         lengths.append(n)
+        unlocked.append(set(info.get("episode_achievements", ())))
+        if "episode_env_return" in info:
+            env_returns.append(float(info["episode_env_return"]))
     env.close()
-    return {
+    result = {
         "episodes": episodes,
         "success": float(np.mean(successes)) if successes else 0.0,
         "return_mean": float(np.mean(returns)) if returns else 0.0,
         "length_mean": float(np.mean(lengths)) if lengths else 0.0,
         **extra,
     }
+    if env_returns:  # the env's own reward (``return_mean`` includes the intrinsic bonus)
+        result["env_return_mean"] = float(np.mean(env_returns))
+    if spec.achievements and episodes:
+        rates = {name: 100.0 * sum(name in u for u in unlocked) / episodes for name in spec.achievements}
+        result["achievements"] = rates
+        if spec.score is not None:
+            result["score"] = spec.score(rates)
+    return result
 
 
 @contextmanager
@@ -80,16 +94,19 @@ def teacher_client(cfg: Config, bank: PromptBankSnapshot, adapter: AdapterVersio
             ray.shutdown()
 
 
-def evaluate_student(checkpoint: Path, episodes: int, greedy: bool = True) -> dict[str, Any]:
+def evaluate_student(checkpoint: Path, episodes: int, greedy: bool | None = None) -> dict[str, Any]:
     """Student episodes on evaluation seeds. Students act alone, unless their family conditions them on the
     teacher's options (``FamilySpec.eval_with_teacher``, Crafter's sub-goals): then the student is evaluated with
-    the teacher it was trained with (as training's evaluation does), the student still choosing every action."""
+    the teacher it was trained with (as training's evaluation does), the student still choosing every action.
+    ``greedy=None`` acts as training's evaluation does (``FamilySpec.eval_explore``: Crafter samples)."""
     from llmrl.rl.evaluate import load_student, student_action
 
     cfg = config_of_checkpoint(checkpoint)
+    if greedy is None:
+        greedy = not family_spec(cfg.env.name).eval_explore
     module = load_student(checkpoint)
     rng = np.random.default_rng(cfg.run.seed)
-    extra = {"env": cfg.env.name, "actor": "student"}
+    extra = {"env": cfg.env.name, "actor": "student", "greedy": greedy}
 
     def act(obs: Any, info: dict) -> int:
         return student_action(module, obs, greedy, rng)

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from llmrl.config import load_config
-from llmrl.envs.crafter.score import ACHIEVEMENTS
+from llmrl.envs.crafter.score import ACHIEVEMENTS, crafter_score
 from llmrl.training.loop import train
 
 # In-process runs share the suite's Ray (tests/conftest.py).
@@ -72,8 +72,14 @@ def test_tiny_scripted_crafter_run(tmp_path):
     # llmrl eval CHECKPOINT: a Crafter student is evaluated with its teacher's sub-goals.
     from llmrl.training.evaluate import evaluate_student
 
-    result = evaluate_student(Path(summary["checkpoint"]), episodes=1)
-    assert result["episodes"] == 1 and result["teacher_backend"] == "scripted"
+    result = evaluate_student(Path(summary["checkpoint"]), episodes=2)
+    assert result["episodes"] == 2 and result["teacher_backend"] == "scripted"
+    # As training's evaluation: the stochastic student, scored by the Crafter protocol over the episodes.
+    assert result["greedy"] is False
+    assert set(result["achievements"]) == set(ACHIEVEMENTS)
+    assert all(rate in (0.0, 50.0, 100.0) for rate in result["achievements"].values())
+    assert result["score"] == pytest.approx(crafter_score(result["achievements"]))
+    assert "env_return_mean" in result
 
 
 def test_tiny_hf_crafter_run(tmp_path):

@@ -109,6 +109,7 @@ SPEC = FamilySpec(
     eval_with_teacher=True,
     option_word=("sub-goal", "sub-goals"),
     achievements=ACHIEVEMENTS,
+    score=crafter_score,
     metrics=crafter_metrics,
     summary=crafter_summary,
     raw_stepper=_raw_stepper,
