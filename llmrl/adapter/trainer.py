@@ -19,7 +19,8 @@ analysis that preceded the completed sub-goal), rendered with the analyst's own 
 (``analyst.AnalystPrompts``); its versions say ``role: analyst``, and only an analyst loads them.
 
 The teacher service asks ``latest()`` and hot-loads what it gets. Everything that can go wrong is counted in
-``stats()`` (kept in ``<run>/adapters/trainer_counters.json``, so they survive restarts) and logged, and leaves
+``stats()`` (kept in ``<run>/adapters/trainer_counters.json``, so they survive restarts), logged, and journaled
+per fine-tune with its verdict (``<run>/adapters/attempts.jsonl``), and leaves
 the version in service as it was: too few pairs for a held-out split, a
 non-finite loss, running out of memory, any other error. It runs in its own process, so a fine-tune never
 blocks an env runner or the learner. When Ray restarts it (``adapter.max_restarts``), the new instance starts
@@ -51,6 +52,16 @@ log = logging.getLogger(__name__)
 
 _CALL_TIMEOUT_S = 30.0  # a feedback call slower than this is skipped until the next poll
 COUNTERS_FILE = "trainer_counters.json"  # in <run>/adapters/: the counters survive a restart of the trainer
+# In <run>/adapters/: one JSON line per fine-tune, its outcome and why, so a run says afterwards why a version was
+# or was not kept (the log lines go with the actor's process).
+ATTEMPTS_FILE = "attempts.jsonl"
+_ATTEMPT_OUTCOMES = ("accepted", "rejected", "diverged", "out_of_memory", "failed")
+
+
+def read_attempts(run_dir: str | Path) -> list[dict[str, Any]]:
+    """The run's fine-tune journal (``ATTEMPTS_FILE``), oldest first; [] when it has none."""
+    path = Path(run_dir) / ADAPTERS_DIR / ATTEMPTS_FILE
+    return [json.loads(line) for line in path.read_text().splitlines() if line] if path.is_file() else []
 
 
 @dataclass(frozen=True)
@@ -296,14 +307,16 @@ class AdapterTrainer:
                        or _unlabelled_verdict(tops_before, tuner.top_choices(unlabelled)))
         else:
             why_not = "" if after < before else f"held-out loss {after:.4f} did not improve on {before:.4f}"
+        figures = {"heldout_loss_before": before, "heldout_loss_after": after, "train_loss": train_loss,
+                   "train_pairs": inputs.pairs, "heldout_pairs": inputs.held_out}
         if why_not:
-            return self._count("rejected", why_not, logging.INFO)
+            return self._count("rejected", why_not, logging.INFO, **figures)
         version = write_version(self.run_dir, tuner.save, base_model=self.base_model, base_hash=tuner.base_hash,
                                 heldout_loss=after, pairs_used=inputs.pairs, role=self.cfg.role)
         self._latest = version
         log.info("adapter v%d: held-out loss %.4f -> %.4f (train loss %.4f, %d pairs, %d held out)",
                  version.version, before, after, train_loss, inputs.pairs, inputs.held_out)
-        return self._count("accepted")
+        return self._count("accepted", "", **figures)
 
     def _load_counters(self) -> None:
         path = self.run_dir / ADAPTERS_DIR / COUNTERS_FILE
@@ -318,12 +331,18 @@ class AdapterTrainer:
         (self.run_dir / ADAPTERS_DIR).mkdir(parents=True, exist_ok=True)
         write_json_atomic(self.run_dir / ADAPTERS_DIR / COUNTERS_FILE, {**self._counts, "train_s": self._train_s})
 
-    def _count(self, outcome: str, why: str = "", level: int = logging.WARNING) -> str:
+    def _count(self, outcome: str, why: str = "", level: int = logging.WARNING, **figures: Any) -> str:
         self._counts[outcome] += 1
         self._save_counters()
+        in_service = self._latest.version if self._latest else 0
         if why:
-            log.log(level, "adapter fine-tune %s: %s; the version in service stays (v%d)", outcome, why,
-                    self._latest.version if self._latest else 0)
+            log.log(level, "adapter fine-tune %s: %s; the version in service stays (v%d)", outcome, why, in_service)
+        if outcome in _ATTEMPT_OUTCOMES:
+            record = {"time": time.time(), "outcome": outcome, "why": why, "episodes": self._episodes,
+                      "pairs": len(self._pairs), "in_service": in_service, **figures}
+            (self.run_dir / ADAPTERS_DIR).mkdir(parents=True, exist_ok=True)
+            with open(self.run_dir / ADAPTERS_DIR / ATTEMPTS_FILE, "a") as f:
+                f.write(json.dumps(record, default=float) + "\n")
         return outcome
 
 

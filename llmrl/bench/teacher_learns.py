@@ -25,6 +25,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from llmrl.adapter.trainer import read_attempts
 from llmrl.bench.runs import REUSE_HELP, load_average, machine, markdown_table, today, train_or_reuse
 from llmrl.bench.teacher_quality import LocalAdvice, local_source
 from llmrl.config import Config, load_config
@@ -175,7 +176,10 @@ def measured_run(config: str, arm: str, seed: int, args: argparse.Namespace, out
            "teacher_success_last": points[-1]["teacher_success"],
            "teacher_success_best": max(p["teacher_success"] for p in points),
            "top1_accuracy_start": points[0]["top1_accuracy"], "top1_accuracy_last": points[-1]["top1_accuracy"],
-           "adapter_version": summary.get("adapter_version", 0)}
+           "adapter_version": summary.get("adapter_version", 0),
+           # Each fine-tune's verdict (why a first fine-tune was not kept, when the next one was).
+           "adapter_attempts": [{k: a.get(k) for k in ("outcome", "why", "episodes", "pairs")}
+                                for a in read_attempts(run_dir)]}
     return row, points
 
 

@@ -3,14 +3,15 @@ version only when the held-out loss improves, counts every fault and keeps the v
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
 import torch
 from adapter_episodes import DOOR_STATE, KEY_STATE, OPTIONS, episode, outcome
 
-from llmrl.adapter.trainer import AdapterTrainer
-from llmrl.adapter.versions import latest_adapter, read_version
+from llmrl.adapter.trainer import ATTEMPTS_FILE, AdapterTrainer, read_attempts
+from llmrl.adapter.versions import ADAPTERS_DIR, latest_adapter, read_version
 from llmrl.config import AdapterConfig, FeedbackConfig
 from llmrl.feedback.actor import FeedbackService
 
@@ -29,6 +30,12 @@ def feedback_with_successes(n_states: int = 9) -> FeedbackService:
 
 def make_trainer(tmp_path, tiny_lm_dir, fb, cfg=CFG) -> AdapterTrainer:
     return AdapterTrainer(cfg, tiny_lm_dir, str(tmp_path), fb, autostart=False)
+
+
+def attempts(run_dir) -> list[dict]:
+    journal = [json.loads(line) for line in (run_dir / ADAPTERS_DIR / ATTEMPTS_FILE).read_text().splitlines()]
+    assert read_attempts(run_dir) == journal
+    return journal
 
 
 def test_a_fine_tune_that_improves_becomes_version_1(tmp_path, tiny_lm_dir):
@@ -130,6 +137,12 @@ def test_a_fine_tune_that_does_not_improve_is_rejected(tmp_path, tiny_lm_dir):
     trainer._feedback.record([episode(True, outcome(DOOR_STATE, OPTIONS[2], 2))])  # a new pair: new inputs
     assert trainer.poll_once() == 1 and trainer.train_now() == "rejected"
     assert (trainer.stats().attempts, trainer.stats().rejected, trainer.stats().unchanged) == (2, 2, 1)
+    # Each fine-tune's verdict stays in the run folder, with why; a skipped trigger is not a fine-tune.
+    journal = attempts(tmp_path)
+    assert [a["outcome"] for a in journal] == ["rejected", "rejected"]
+    assert all("did not improve" in a["why"] and a["heldout_loss_after"] >= a["heldout_loss_before"]
+               for a in journal)
+    assert [a["pairs"] for a in journal] == [9, 10] and journal[0]["in_service"] == 0
 
 
 def test_too_few_pairs_is_counted_not_trained(tmp_path, tiny_lm_dir):
@@ -159,6 +172,11 @@ def test_nan_and_out_of_memory_keep_the_version_in_service(tmp_path, tiny_lm_dir
     stats = trainer.stats()
     assert (stats.diverged, stats.out_of_memory, stats.version) == (1, 1, 1)
     assert latest_adapter(tmp_path) == v1
+    journal = attempts(tmp_path)
+    assert [a["outcome"] for a in journal] == ["accepted", "diverged", "out_of_memory"]
+    assert journal[0]["heldout_loss_after"] < journal[0]["heldout_loss_before"] and journal[0]["in_service"] == 1
+    assert "nan" in journal[1]["why"]
+    assert "out of memory" in journal[2]["why"] and journal[2]["in_service"] == 1
 
 
 def test_a_base_model_that_will_not_load_is_counted(tmp_path):
