@@ -70,3 +70,29 @@ def test_a_tiny_ladder_measures_every_rung_and_writes_json_and_chart(tmp_path, r
     assert set(report["guided_over_off"]) == {"rllib_sampling", "learner", "evaluation", "end_to_end"}
     for name, ratio in report["guided_over_off"].items():
         assert ratio == pytest.approx(report["rungs"][name]["rate"] / off["rungs"][name]["rate"])
+
+
+def test_variants_measure_only_the_training_rungs_the_base_measured(tmp_path, monkeypatch):
+    """Without Ray: ``measure`` is replaced by a recorder, since only which rungs each measurement asks for is under
+    test. An end_to_end measured after the other rungs starts from a policy their updates moved, so a variant must
+    not measure more than its base did."""
+    import llmrl.bench.throughput as bench
+    import llmrl.training.graph as graph
+
+    asked: list[tuple[str, ...]] = []
+
+    def fake_measure(cfg, budget, rungs=bench.RUNGS):
+        asked.append(tuple(rungs))
+        return {name: {"units": 10, "seconds": 1.0, "rate": 10.0} for name in rungs}
+
+    monkeypatch.setattr(bench, "measure", fake_measure)
+    monkeypatch.setattr(graph, "init_ray", lambda cfg: False)
+    monkeypatch.setattr(bench, "write_chart", lambda report, path: None)
+    config = str(ROOT / "configs/minigrid/simple_doorkey.yaml")
+    assert main([config, "--rungs", "raw_env", "end_to_end", "--variant", "resources.learner_torch_threads=2",
+                 "--compare-off", "--out", str(tmp_path)]) == 0
+    assert asked == [("raw_env", "end_to_end"), ("end_to_end",), ("end_to_end",)]
+    asked.clear()
+    assert main([config, "--rungs", "raw_env", "--variant", "resources.learner_torch_threads=2",
+                 "--out", str(tmp_path)]) == 0
+    assert asked == [("raw_env",)]  # no training rung asked for: nothing to compare a variant on
