@@ -224,6 +224,9 @@ def main(argv: list[str] | None = None) -> int:
                         "the base (repeatable)")
     p.add_argument("--out", default="runs/bench-throughput")
     args = p.parse_args(argv)
+    if (args.variant or args.compare_off) and not set(TRAINING_RUNGS) & set(args.rungs):
+        p.error(f"--variant and --compare-off compare training rungs: add one of {', '.join(TRAINING_RUNGS)} "
+                "to --rungs")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     overrides = [*args.overrides, f"run.out_dir={out}"]
@@ -272,7 +275,7 @@ def _measure_all(args: argparse.Namespace, cfg: Config, overrides: list[str], lo
     # would not be compared like for like.
     variant_rungs = tuple(r for r in TRAINING_RUNGS if r in args.rungs)
     report["variants"] = []
-    for i, variant in enumerate(variants if variant_rungs else []):
+    for i, variant in enumerate(variants):
         # Fresh actor names: a killed actor's name may not be free yet in the same Ray.
         names = [f"teacher.actor_name=llmrl_teacher_v{i}", f"feedback.actor_name=llmrl_feedback_v{i}"]
         measured = measure(load_config(args.config, [*overrides, *names, *variant.split()]), args, variant_rungs)

@@ -93,6 +93,7 @@ def test_variants_measure_only_the_training_rungs_the_base_measured(tmp_path, mo
                  "--compare-off", "--out", str(tmp_path)]) == 0
     assert asked == [("raw_env", "end_to_end"), ("end_to_end",), ("end_to_end",)]
     asked.clear()
-    assert main([config, "--rungs", "raw_env", "--variant", "resources.learner_torch_threads=2",
-                 "--out", str(tmp_path)]) == 0
-    assert asked == [("raw_env",)]  # no training rung asked for: nothing to compare a variant on
+    # No training rung asked for: nothing to compare a variant on, said before anything is measured.
+    with pytest.raises(SystemExit) as exit_info:
+        main([config, "--rungs", "raw_env", "--variant", "resources.learner_torch_threads=2", "--out", str(tmp_path)])
+    assert exit_info.value.code == 2 and asked == []
