@@ -1,4 +1,4 @@
-"""The MiniGrid student's encoder: the one-hot embedding is the same function as summing the four tables."""
+"""The MiniGrid student's encoder: the combined-table embedding is the same function as summing the four tables."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import torch
 from llmrl.rl.module import _GRID_VOCAB, GridEncoder
 
 
-def test_one_hot_embedding_equals_the_sum_of_the_channel_tables_values_and_gradients():
+def test_combined_table_embedding_equals_the_sum_of_the_channel_tables_values_and_gradients():
     torch.manual_seed(0)
     enc = GridEncoder(shape=(7, 7), embed_dim=8, channels=(16, 32), hidden=32)
     # Codes past a table's end are clamped into it (stock BabyAI encodings), so include some.
@@ -20,8 +20,14 @@ def test_one_hot_embedding_equals_the_sum_of_the_channel_tables_values_and_gradi
     grads_fast = torch.autograd.grad((fast * weights).sum(), [e.weight for e in enc.embeds])
     for a, b in zip(grads_ref, grads_fast):
         assert torch.allclose(a, b, atol=1e-5)
-    with torch.no_grad():  # sampling and evaluation take the lookup path
+    with torch.no_grad():  # sampling and evaluation
         assert torch.allclose(enc.embed_cells(grid), reference, atol=1e-6)
+        # Float observations of the same codes (and negative codes, clamped to 0) read the same rows.
+        assert torch.allclose(enc.embed_cells(grid.float()), reference, atol=1e-6)
+        negative = grid.long().clone()
+        negative[0, 0, 0, 0] = -2
+        expected = reference[0, 0, 0] - enc.embeds[0](negative.new_tensor(min(int(grid[0, 0, 0, 0]), 15)))
+        assert torch.allclose(enc.embed_cells(negative)[0, 0, 0], expected + enc.embeds[0].weight[0], atol=1e-6)
 
 
 def test_checkpoints_keep_the_embedding_layout_and_the_first_stride_sets_the_resolution():
