@@ -24,6 +24,11 @@ from test_integration import run, rows  # noqa: E402 - shared tiny-budget runner
 
 ADAPTER = [
     "teacher.backend=hf",
+    # As the LM-teacher configs run: evaluation after the iteration and the learner on one thread. The SimpleDoorKey
+    # config's parallel evaluation and two learner threads leave the adapter trainer less of the two cores, and a
+    # run of two iterations then ended before its first adapter version was served (one fresh-venv run, 2026-12-07).
+    "run.parallel_eval=false",
+    "resources.learner_torch_threads=1",
     "adapter.enabled=true",
     # Plan credit: a random student on a random LM's advice completes plans long before it solves the task.
     "feedback.credit=plan",
