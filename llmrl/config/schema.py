@@ -289,6 +289,10 @@ class PPOConfig:
     minibatch_size: int = 128
     train_batch_size: int = 2048  # env steps per update
     grad_clip: float = 0.5
+    # Sample the next train batch on the env runners while the learner trains on this one (llmrl/rl/overlap.py):
+    # each batch is then sampled by the policy one update older than the one it trains, so this is PPO with a
+    # one-update policy lag, not synchronous PPO, and what is learned can change. Needs resources.num_env_runners >= 1.
+    overlap_sampling: bool = False
 
 
 @dataclass

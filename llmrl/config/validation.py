@@ -92,6 +92,9 @@ def validate(cfg: Config) -> Config:
     if style != "plain" and style not in spec.prompt_styles:
         raise ConfigError(f"teacher.prompt_style: {cfg.env.name} has no {style!r} task prompt "
                           f"(its family writes: {', '.join(spec.prompt_styles)})")
+    if cfg.ppo.overlap_sampling and cfg.resources.num_env_runners == 0:
+        raise ConfigError("ppo.overlap_sampling: needs resources.num_env_runners >= 1 (sampling in the driver "
+                          "cannot overlap the learner there)")
     if cfg.ppo.minibatch_size > cfg.ppo.train_batch_size:
         raise ConfigError("ppo.minibatch_size: must be <= ppo.train_batch_size")
     if not 0 <= cfg.teacher.cpu_nice <= 19:

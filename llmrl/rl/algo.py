@@ -16,6 +16,7 @@ from llmrl.rl.connectors import TeacherProbsToBatch
 from llmrl.rl.env import ENV_ID, build_guided_env
 from llmrl.rl.learner import DistillPPOTorchLearner
 from llmrl.rl.module import GuidedStudentModule
+from llmrl.rl.overlap import OverlappedPPO
 
 
 def build_ppo_config(cfg: Config, namespace: str | None = None) -> PPOConfig:
@@ -26,7 +27,7 @@ def build_ppo_config(cfg: Config, namespace: str | None = None) -> PPOConfig:
     res = cfg.resources
     ppo = cfg.ppo
     config = (
-        PPOConfig()
+        PPOConfig(algo_class=OverlappedPPO if ppo.overlap_sampling else None)
         .api_stack(enable_rl_module_and_learner=True, enable_env_runner_and_connector_v2=True)
         .environment(ENV_ID, env_config=env_config)
         .framework("torch")
@@ -35,6 +36,11 @@ def build_ppo_config(cfg: Config, namespace: str | None = None) -> PPOConfig:
             num_envs_per_env_runner=res.num_envs_per_env_runner,
             num_cpus_per_env_runner=res.num_cpus_per_env_runner,
             env_to_module_connector=lambda env, spaces=None, device=None: TeacherProbsToBatch(num_actions=n_actions),
+            # RLlib gathers and re-broadcasts the runners' connector states after each iteration, a blocking call
+            # that would wait for the sample in flight. Ours are stateless (no observation filters), so an
+            # overlapped run skips it.
+            merge_env_runner_states=False if ppo.overlap_sampling else "training_only",
+            broadcast_env_runner_states=not ppo.overlap_sampling,
         )
         .learners(
             num_learners=res.num_learners,
