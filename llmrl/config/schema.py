@@ -291,7 +291,9 @@ class PPOConfig:
     grad_clip: float = 0.5
     # Sample the next train batch on the env runners while the learner trains on this one (llmrl/rl/overlap.py):
     # each batch is then sampled by the policy one update older than the one it trains, so this is PPO with a
-    # one-update policy lag, not synchronous PPO, and what is learned can change. Needs resources.num_env_runners >= 1.
+    # one-update policy lag, not synchronous PPO, and what is learned can change. The learner clips around the
+    # policy the update starts from, with a truncated importance weight to the sampling policy ("decoupled" PPO,
+    # llmrl/rl/connectors.py). Needs resources.num_env_runners >= 1.
     overlap_sampling: bool = False
 
 

@@ -46,7 +46,7 @@ def build_ppo_config(cfg: Config, namespace: str | None = None) -> PPOConfig:
             num_learners=res.num_learners,
             num_gpus_per_learner=res.num_gpus_per_learner,
             learner_class=DistillPPOTorchLearner,
-            learner_config_dict={"distill": dataclasses.asdict(cfg.distill)},
+            learner_config_dict={"distill": dataclasses.asdict(cfg.distill), "overlap_sampling": ppo.overlap_sampling},
         )
         .training(
             lr=ppo.lr,

@@ -16,6 +16,7 @@ from ray.rllib.core.columns import Columns
 
 from llmrl.config import DistillConfig
 from llmrl.envs.guided import TEACHER_PROBS
+from llmrl.rl.connectors import ClipAroundUpdateStartPolicy
 from llmrl.schedule import distill_coef
 
 DISTILL_STATE = "llmrl_distill"
@@ -39,6 +40,10 @@ class DistillPPOTorchLearner(PPOTorchLearner):
         super().build()
         self._distill_cfg = DistillConfig(**self.config.learner_config_dict["distill"])
         self._distill_updates = 0
+        if self.config.learner_config_dict.get("overlap_sampling") and self._learner_connector is not None:
+            # A batch sampled one update ago (ppo.overlap_sampling): clip around the policy the update starts
+            # from, after GAE has written the advantages.
+            self._learner_connector.append(ClipAroundUpdateStartPolicy())
 
     @property
     def distill_coef(self) -> float:

@@ -5,8 +5,9 @@ throughput.md). ``OverlappedPPO`` overrides ``Algorithm.training_step`` (RLlib's
 training loop) so that a remote env runner keeps sampling during the update.
 
 This is not synchronous PPO any more: every batch is sampled by the policy one update older than the one it
-trains (a policy lag of one update, as in IMPALA/APPO-style pipelines). The PPO ratio uses the log-probabilities
-stored at sampling time, so the clipped objective is taken around the policy that actually acted. What is
+trains (a policy lag of one update, as in IMPALA/APPO-style pipelines). The learner therefore clips around the
+policy its update starts from and weights each advantage by a truncated importance ratio to the policy that
+sampled it (``ClipAroundUpdateStartPolicy`` in ``connectors.py``, added by the learner in this mode). What is
 learned can change, so the option is off by default (``ppo.overlap_sampling``) and both arms of a comparison
 get the same setting.
 

@@ -323,10 +323,11 @@ def train(cfg: Config, stream: TextIO | None = sys.stdout) -> dict[str, Any]:
                 state.best_eval_success = max(state.best_eval_success, success)
                 if state.steps_to_success is None and success >= cfg.run.success_threshold:
                     # A parallel evaluation (run.parallel_eval) scored the policy this iteration started from.
-                    # With ppo.overlap_sampling one more batch was being sampled while that policy was trained,
-                    # and it counts: success is dated at every env step taken before the policy existed.
-                    state.steps_to_success = (state.env_steps - (iter_steps if cfg.run.parallel_eval else 0)
-                                              + (cfg.ppo.train_batch_size if cfg.ppo.overlap_sampling else 0))
+                    # With ppo.overlap_sampling one more batch (the size of this one) was being sampled while that
+                    # policy was trained, and it counts: success is dated at every env step taken before the policy
+                    # existed (for the initial policy, which no batch preceded, that counts one batch too many).
+                    in_flight = iter_steps if cfg.ppo.overlap_sampling else 0
+                    state.steps_to_success = state.env_steps - (iter_steps if cfg.run.parallel_eval else 0) + in_flight
             writer.write(row)
             if state.iteration % cfg.run.checkpoint_every == 0:
                 last_ckpt = save_checkpoint(run_dir, graph, state)

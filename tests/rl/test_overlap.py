@@ -59,6 +59,9 @@ def test_each_iteration_trains_one_batch_and_leaves_the_next_in_flight_then_the_
         assert all(b - a >= 256 for a, b in zip([0] + steps, steps))
         updates = algo.learner_group.foreach_learner(lambda learner: learner._distill_updates)
         assert [r.get() for r in updates] == [3]
+        pieces = algo.learner_group.foreach_learner(
+            lambda learner: [type(c).__name__ for c in learner._learner_connector.connectors])
+        assert [r.get() for r in pieces][0][-2:] == ["GeneralAdvantageEstimation", "ClipAroundUpdateStartPolicy"]
         # The weights were sent fire-and-forget behind the sample in flight: once that sample is done, the
         # runner holds the learner's newest weights.
         runner_state = group.foreach_env_runner(lambda r: r.module.get_state(inference_only=True),
@@ -84,3 +87,39 @@ def test_success_is_dated_with_the_batch_that_was_sampled_while_the_scored_polic
     # while the first batch in flight was sampled (256 steps); a sequential one scored the policy after the
     # first update, during which the second batch was sampled (512).
     assert summary["steps_to_success"] == (256 if parallel_eval else 512)
+
+
+class _FixedPolicy:
+    """Stands in for the learner's RLModule: fixed logits (the connector only needs forward_train and the dist)."""
+
+    def __init__(self, logits: torch.Tensor):
+        self.logits = logits
+
+    def forward_train(self, batch):
+        from ray.rllib.core.columns import Columns
+        return {Columns.ACTION_DIST_INPUTS: self.logits}
+
+    def get_train_action_dist_cls(self):
+        from ray.rllib.models.torch.torch_distributions import TorchCategorical
+        return TorchCategorical
+
+
+def test_the_lagged_batch_is_clipped_around_the_update_start_policy_with_a_truncated_importance_weight():
+    from ray.rllib.core.columns import Columns
+    from ray.rllib.evaluation.postprocessing import Postprocessing
+
+    from llmrl.rl.connectors import ClipAroundUpdateStartPolicy
+
+    logits = torch.tensor([[0.0, 0.0], [2.0, 0.0], [0.0, 2.0]])
+    actions = torch.tensor([0, 0, 0])
+    logp_now = torch.log_softmax(logits, -1)[torch.arange(3), actions]
+    # Sampled by a policy that gave action 0: the same probability, less (weight > 1), more (weight < 1).
+    logp_sampled = logp_now + torch.tensor([0.0, -0.5, 0.7])
+    advantages = torch.tensor([1.0, -2.0, 3.0])
+    batch = {"default_policy": {Columns.ACTIONS: actions, Columns.ACTION_LOGP: logp_sampled.clone(),
+                                Postprocessing.ADVANTAGES: advantages.clone()}}
+    out = ClipAroundUpdateStartPolicy()(rl_module={"default_policy": _FixedPolicy(logits)}, batch=batch,
+                                        episodes=[])["default_policy"]
+    assert torch.allclose(out[Columns.ACTION_LOGP], logp_now)
+    expected = advantages * torch.tensor([1.0, 1.0, float(torch.exp(torch.tensor(-0.7)))])
+    assert torch.allclose(out[Postprocessing.ADVANTAGES], expected)
