@@ -4,6 +4,9 @@ The CE term counts only steps that carry advice (``teacher_probs`` sums to > 0) 
 ``Columns.LOSS_MASK`` as the PPO terms, so padded / artificial bootstrap steps never contribute. lambda(t) follows
 ``llmrl.schedule.distill_coef`` with t = learner updates so far; t is part of the learner state, so it is saved
 in checkpoints and a resumed run continues the schedule where it stopped.
+
+With ``ppo.overlap_sampling`` (batches sampled one update ago) the learner also appends
+``ClipAroundUpdateStartPolicy`` to its connector pipeline after GAE; synchronous runs keep RLlib's pipeline.
 """
 
 from __future__ import annotations
