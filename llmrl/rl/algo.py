@@ -36,11 +36,6 @@ def build_ppo_config(cfg: Config, namespace: str | None = None) -> PPOConfig:
             num_envs_per_env_runner=res.num_envs_per_env_runner,
             num_cpus_per_env_runner=res.num_cpus_per_env_runner,
             env_to_module_connector=lambda env, spaces=None, device=None: TeacherProbsToBatch(num_actions=n_actions),
-            # RLlib gathers and re-broadcasts the runners' connector states after each iteration, a blocking call
-            # that would wait for the sample in flight. Ours are stateless (no observation filters), so an
-            # overlapped run skips it.
-            merge_env_runner_states=False if ppo.overlap_sampling else "training_only",
-            broadcast_env_runner_states=not ppo.overlap_sampling,
         )
         .learners(
             num_learners=res.num_learners,
@@ -96,6 +91,11 @@ def build_ppo_config(cfg: Config, namespace: str | None = None) -> PPOConfig:
         .reporting(metrics_num_episodes_for_smoothing=cfg.run.eval_episodes)
         .debugging(seed=cfg.run.seed, log_level="WARN")
     )
+    if ppo.overlap_sampling:
+        # RLlib gathers and re-broadcasts the runners' connector states after each iteration, a blocking call
+        # that would wait for the sample in flight. Ours are stateless (no observation filters), so an
+        # overlapped run skips it; a synchronous one keeps RLlib's defaults.
+        config.env_runners(merge_env_runner_states=False, broadcast_env_runner_states=False)
     return config
 
 

@@ -45,10 +45,6 @@ def _sample_with_metrics(runner: Any) -> tuple[list[Any], dict[str, Any]]:
     return runner.sample(), runner.get_metrics()
 
 
-def batch_steps(episodes: list[Any]) -> int:
-    return sum(len(e) for e in episodes)
-
-
 class OverlappedPPO(PPO):
     """PPO with sampling overlapped with learning (a one-update policy lag); see the module docstring."""
 
@@ -60,6 +56,8 @@ class OverlappedPPO(PPO):
             self.metrics.aggregate(runner_metrics, key=ENV_RUNNER_RESULTS)
             self.env_runner_group.foreach_env_runner_async(_sample_with_metrics, tag=IN_FLIGHT_TAG)
 
+        # The update and the weight sync below are PPO.training_step's own (RLlib has no hook for sampling
+        # alone); only the sync is fire-and-forget here.
         with self.metrics.log_time((TIMERS, LEARNER_UPDATE_TIMER)):
             learner_results = self.learner_group.update(
                 episodes=episodes,
@@ -94,7 +92,7 @@ class OverlappedPPO(PPO):
             for _, (runner_episodes, metrics) in ready:
                 episodes.extend(runner_episodes)
                 runner_metrics.append(metrics)
-        missing = self.config.total_train_batch_size - batch_steps(episodes)
+        missing = self.config.total_train_batch_size - sum(len(e) for e in episodes)
         if missing > 0:
             more, more_metrics = synchronous_parallel_sample(
                 worker_set=self.env_runner_group, max_env_steps=missing,
